@@ -1,0 +1,32 @@
+"""rtrl: Real-Time Recurrent Learning for continually running, fully recurrent networks.
+
+An implementation of Williams & Zipser (1989), "A Learning Algorithm for Continually
+Running Fully Recurrent Neural Networks", Neural Computation 1(2):270-280.
+Conventions (weight layout, time alignment, masks, teacher forcing) are in
+``docs/conventions.md``.
+"""
+
+from ._version import __version__
+from .activations import ACTIVATIONS
+from .api import (RTRLState, forward, gradient, init_state, loss, run, train_online,
+                  train_online_bptt)
+from .checking import GradientCheckError, check_gradient
+from .learner import OnlineLearner
+from .network import init_weights
+
+__all__ = [
+    "__version__",
+    "ACTIVATIONS",
+    "RTRLState",
+    "init_state",
+    "run",
+    "forward",
+    "loss",
+    "gradient",
+    "train_online",
+    "train_online_bptt",
+    "OnlineLearner",
+    "init_weights",
+    "check_gradient",
+    "GradientCheckError",
+]

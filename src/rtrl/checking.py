@@ -1,0 +1,53 @@
+"""A gradient checker that ships with the package (after HIPS/autograd's ``check_grads``).
+
+It compares an analytic gradient with central finite differences of the loss
+along random directions, in float64. A test proves it fails on a wrong gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_random_state
+
+__all__ = ["GradientCheckError", "directional_derivatives", "check_gradient"]
+
+
+class GradientCheckError(AssertionError):
+    """Raised when an analytic gradient disagrees with finite differences."""
+
+
+def directional_derivatives(loss_fn, W, directions, eps=1e-6):
+    """Central differences ``(L(W + eps V) - L(W - eps V)) / (2 eps)`` for each direction V."""
+    W = np.asarray(W, dtype=np.float64)
+    return np.array([(loss_fn(W + eps * V) - loss_fn(W - eps * V)) / (2.0 * eps) for V in directions])
+
+
+def check_gradient(loss_fn, grad, W, *, n_directions=6, eps=1e-6, rtol=1e-6, atol=1e-9, rng=0):
+    """Check ``grad`` (the claimed dL/dW at W) against finite differences of ``loss_fn``.
+
+    Along ``n_directions`` random unit directions V, the analytic directional
+    derivative ``sum(grad * V)`` must equal the central difference to
+    ``atol + rtol * scale``, where ``scale`` is the larger of the two magnitudes
+    and the gradient's norm. Raises :class:`GradientCheckError` otherwise and
+    returns the largest discrepancy.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    grad = np.asarray(grad, dtype=np.float64)
+    if grad.shape != W.shape:
+        raise ValueError(f"grad: expected the shape of W {W.shape}, got {grad.shape}")
+    rng = check_random_state(rng)
+    dirs = rng.standard_normal((n_directions,) + W.shape)
+    dirs /= np.sqrt(np.sum(dirs ** 2, axis=tuple(range(1, dirs.ndim)), keepdims=True))
+    numeric = directional_derivatives(loss_fn, W, dirs, eps)
+    analytic = np.tensordot(dirs, grad, axes=W.ndim)
+    scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), np.linalg.norm(grad))
+    err = np.abs(numeric - analytic)
+    worst = int(np.argmax(err - (atol + rtol * scale)))
+    if np.any(err > atol + rtol * scale):
+        raise GradientCheckError(
+            f"gradient check failed along direction {worst}: analytic {analytic[worst]:.12g}, "
+            f"finite difference {numeric[worst]:.12g} (|diff| {err[worst]:.3g}, tolerance "
+            f"{atol + rtol * scale[worst]:.3g})"
+        )
+    return float(np.max(err))

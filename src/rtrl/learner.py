@@ -1,0 +1,161 @@
+"""A stateful, one-step-at-a-time real-time RTRL learner for streams.
+
+A thin wrapper over the pure functions of :mod:`rtrl.api`: it holds an
+:class:`~rtrl.api.RTRLState` and replaces it after every call. Feeding a stream
+step by step, in chunks, or in one pass gives exactly the same weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_method, check_positive
+from .activations import activation_code
+from .api import ENGINES, RTRLState, _run_arrays, init_state, run
+from .network import DEFAULT_WEIGHT_SCALE, init_weights
+
+__all__ = ["OnlineLearner"]
+
+
+class OnlineLearner:
+    """Real-time RTRL on a live stream, one step (or one chunk) at a time.
+
+    Parameters
+    ----------
+    n_units : int
+        Number of fully connected units n.
+    n_inputs : int
+        Number of external input lines m (the bias line is added internally).
+    learning_rate : float
+        Step size alpha of the real-time update ``W -= alpha * dJ(t)/dW`` after every step.
+    activation : {"logistic", "tanh"}
+    teacher_forcing : bool
+        Units with a target feed the target forward (paper section 2.3).
+    weight_scale : float
+        Initial weights are U(-weight_scale, weight_scale) (project default 0.1).
+    rng : None, int or numpy.random.Generator
+        Randomness for the initial weights.
+    W : array (n_units, n_inputs + 1 + n_units), optional
+        Initial weights; overrides ``weight_scale`` and ``rng``.
+    y0 : array (n_units,), optional
+        Initial outputs (zeros by default).
+    engine : {"numba", "numpy"}
+
+    Attributes
+    ----------
+    state : RTRLState
+        Weights W (n, K), outputs y (n,), sensitivities P (n, n, K) and step count t.
+
+    Examples
+    --------
+    >>> import rtrl
+    >>> net = rtrl.OnlineLearner(3, 2, learning_rate=0.1, rng=0)
+    >>> y = net.step([1.0, 0.0], target=[0.5, float("nan"), float("nan")])
+    >>> y.shape, net.t
+    ((3,), 1)
+    """
+
+    def __init__(self, n_units, n_inputs, *, learning_rate, activation="logistic", teacher_forcing=False,
+                 weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None, engine="numba"):
+        self.learning_rate = check_positive(learning_rate, "learning_rate", allow_zero=True)
+        activation_code(activation)
+        self.activation = activation
+        self.teacher_forcing = bool(teacher_forcing)
+        self.engine = check_method(engine, ENGINES, "engine")
+        if W is None:
+            W = init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
+        W = np.array(W, dtype=np.float64)
+        if W.shape != (n_units, n_inputs + 1 + n_units):
+            raise ValueError(f"W: expected shape (n_units, n_inputs + 1 + n_units) = "
+                             f"({n_units}, {n_inputs + 1 + n_units}), got {W.shape}")
+        self.state = init_state(W, y0)
+        self._y0 = self.state.y.copy()
+
+    # -- views of the state -------------------------------------------------------------------
+    @property
+    def W(self) -> np.ndarray:
+        return self.state.W
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.state.y
+
+    @property
+    def P(self) -> np.ndarray:
+        return self.state.P
+
+    @property
+    def t(self) -> int:
+        return self.state.t
+
+    @property
+    def n_units(self) -> int:
+        return self.state.W.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.state.W.shape[1] - 1 - self.n_units
+
+    def config(self) -> dict:
+        """The learner's settings (everything but the state), as plain JSON-able values."""
+        return {"n_units": self.n_units, "n_inputs": self.n_inputs, "learning_rate": self.learning_rate,
+                "activation": self.activation, "teacher_forcing": self.teacher_forcing, "engine": self.engine}
+
+    # -- learning -----------------------------------------------------------------------------
+    def step(self, x, target=None, mask=None) -> np.ndarray:
+        """Consume one input row x (m,), learn from ``target`` (n,) and return y(t+1) (n,).
+
+        ``target`` may hold NaN for units without a target; ``None`` means no target at all.
+        The state is unchanged if the arguments are rejected.
+        """
+        n, m = self.n_units, self.n_inputs
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (m,):
+            raise ValueError(f"x: expected shape (n_inputs,) = ({m},), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x: contains NaN or inf; inputs must be finite")
+        if target is None:
+            if mask is not None:
+                raise ValueError("mask: given without target; pass target as well")
+            d = np.zeros(n)
+            mk = np.zeros(n, dtype=bool)
+        else:
+            d = np.asarray(target, dtype=np.float64)
+            if d.shape != (n,):
+                raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
+            if np.any(np.isinf(d)):
+                raise ValueError("target: contains inf; use NaN for 'no target'")
+            if mask is None:
+                mk = ~np.isnan(d)
+            else:
+                mk = np.asarray(mask, dtype=bool)
+                if mk.shape != (n,):
+                    raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk.shape}")
+                if np.any(mk & np.isnan(d)):
+                    raise ValueError("target: NaN where mask is True")
+            d = np.where(mk, d, 0.0)
+        s = self.state
+        W, y, P, ys, _ = _run_arrays(self.engine, s.W, s.y, s.P, x[None, :], d[None, :], mk[None, :],
+                                     self.learning_rate, self.activation, self.teacher_forcing)
+        self.state = RTRLState(W, y, P, s.t + 1)
+        return ys[0]
+
+    def partial_fit(self, xs, targets=None, mask=None) -> np.ndarray:
+        """Consume a chunk xs (T, m) with targets (T, n); return the outputs ys (T, n).
+
+        Equivalent to T calls of :meth:`step`, and to one pass over the concatenated stream.
+        """
+        self.state, ys = run(self.state, xs, targets, mask, learning_rate=self.learning_rate,
+                             activation=self.activation, teacher_forcing=self.teacher_forcing,
+                             engine=self.engine)
+        return ys
+
+    def reset_state(self) -> None:
+        """Start a new sequence: outputs back to y0 and sensitivities to 0; weights are kept."""
+        s = self.state
+        self.state = RTRLState(s.W, self._y0.copy(), np.zeros_like(s.P), s.t)
+
+    def __repr__(self) -> str:
+        return (f"OnlineLearner(n_units={self.n_units}, n_inputs={self.n_inputs}, "
+                f"learning_rate={self.learning_rate}, activation={self.activation!r}, "
+                f"teacher_forcing={self.teacher_forcing}, t={self.t})")
