@@ -56,25 +56,28 @@ def init_state(W, y0=None) -> RTRLState:
     return RTRLState(W, y, np.zeros((n, n, K)), 0)
 
 
-def _run_arrays(engine, W, y, P, xs, ds, mask, learning_rate, activation, teacher_forcing):
+def _run_arrays(engine, W, y, P, xs, ds, mask, learning_rate, activation, teacher_forcing, clip_norm=0.0):
     """Dispatch a validated sequence to an engine. Returns (W, y, P, ys, G)."""
     check_method(engine, ENGINES, "engine")
     if engine == "numpy":
         return _reference.rtrl_run(W, y, P, xs, ds, mask, learning_rate=learning_rate,
-                                   activation=activation, teacher_forcing=teacher_forcing)
+                                   activation=activation, teacher_forcing=teacher_forcing,
+                                   clip_norm=clip_norm)
     from .kernels import choose_blas, rtrl_run_kernel
 
     n = W.shape[0]
     return rtrl_run_kernel(np.ascontiguousarray(W), np.ascontiguousarray(y), np.ascontiguousarray(P),
                            xs, ds, mask, float(learning_rate), activation_code(activation),
-                           bool(teacher_forcing), choose_blas(n))
+                           bool(teacher_forcing), choose_blas(n), float(clip_norm))
 
 
 def run(state: RTRLState, xs, targets=None, mask=None, *, learning_rate=0.0, activation="logistic",
-        teacher_forcing=False, engine="numba"):
+        teacher_forcing=False, engine="numba", clip_norm=None):
     """Continue a run for ``len(xs)`` steps of real-time RTRL; pure (returns a new state).
 
     Running a stream in chunks gives exactly the state of one pass over the whole stream.
+    ``clip_norm`` (optional): a per-step gradient with a larger Frobenius norm is scaled down
+    to that norm before the weight change.
 
     Returns
     -------
@@ -88,9 +91,15 @@ def run(state: RTRLState, xs, targets=None, mask=None, *, learning_rate=0.0, act
     seq = check_sequences(state.W, xs, targets, mask, state.y, require_targets=False)
     if teacher_forcing and targets is None:
         raise ValueError("teacher_forcing: needs targets; pass targets or teacher_forcing=False")
+    clip = _check_clip(clip_norm)
     W, y, P, ys, _ = _run_arrays(engine, seq.W, seq.y0, state.P, seq.xs, seq.ds, seq.mask, lr,
-                                 activation, teacher_forcing)
+                                 activation, teacher_forcing, clip)
     return RTRLState(W, y, P, state.t + seq.xs.shape[0]), ys
+
+
+def _check_clip(clip_norm) -> float:
+    """Resolve ``clip_norm`` (None = no clipping) into the kernels' convention (0.0 = none)."""
+    return 0.0 if clip_norm is None else check_positive(clip_norm, "clip_norm")
 
 
 def forward(W, xs, targets=None, mask=None, *, activation="logistic", teacher_forcing=False, y0=None):
@@ -168,11 +177,12 @@ def gradient(W, xs, targets, mask=None, *, method="rtrl", activation="logistic",
 
 
 def train_online(W, xs, targets, mask=None, *, learning_rate, activation="logistic", teacher_forcing=False,
-                 y0=None, method="rtrl", engine="numba"):
+                 y0=None, method="rtrl", engine="numba", clip_norm=None):
     """Real-time RTRL: the weights change after every step, and the next step uses them.
 
     ``W <- W - learning_rate * dJ(t)/dW`` after each step t (paper section 2.2); the
-    sensitivities are carried on, not reset. Arguments as in :func:`gradient`.
+    sensitivities are carried on, not reset. Arguments as in :func:`gradient`; ``clip_norm``
+    (optional) caps the Frobenius norm of each per-step gradient before it is applied.
 
     Returns
     -------
@@ -196,7 +206,7 @@ def train_online(W, xs, targets, mask=None, *, learning_rate, activation="logist
     seq = check_sequences(W, xs, targets, mask, y0)
     n, K = seq.W.shape
     W_final, _, _, ys, _ = _run_arrays(engine, seq.W, seq.y0, np.zeros((n, n, K)), seq.xs, seq.ds, seq.mask,
-                                       lr, activation, teacher_forcing)
+                                       lr, activation, teacher_forcing, _check_clip(clip_norm))
     return W_final, ys
 
 

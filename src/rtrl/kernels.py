@@ -40,11 +40,12 @@ def _fprime(y, act):
 
 
 @njit(cache=True)
-def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas):
+def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
     """Compiled RTRL over a sequence; arguments are not modified.
 
     W (n, K), y (n,), P (n, n, K) C-contiguous float64; xs (T, m); ds, mask (T, n);
-    lr float (0 = weights fixed); act int code; tf bool; use_blas bool.
+    lr float (0 = weights fixed); act int code; tf bool; use_blas bool;
+    clip_norm float (> 0: per-step gradient norm clipping before the weight change).
     Returns (W, y, P, ys (T, n), G (n, K)) as in :func:`rtrl.reference.rtrl_run`.
     """
     n, K = W.shape
@@ -116,9 +117,17 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas):
                 for j in range(K):
                     G[i, j] += g[i * K + j]
             if lr != 0.0:
+                scale = lr
+                if clip_norm > 0.0:
+                    norm = 0.0
+                    for q in range(nK):
+                        norm += g[q] * g[q]
+                    norm = np.sqrt(norm)
+                    if norm > clip_norm:
+                        scale = lr * clip_norm / norm
                 for i in range(n):
                     for j in range(K):
-                        W[i, j] -= lr * g[i * K + j]
+                        W[i, j] -= scale * g[i * K + j]
                     for l in range(n):
                         Wrec[i, l] = W[i, m + 1 + l]
         # Teacher forcing: forced units feed their target and lose their sensitivity.

@@ -40,6 +40,8 @@ class OnlineLearner:
     y0 : array (n_units,), optional
         Initial outputs (zeros by default).
     engine : {"numba", "numpy"}
+    clip_norm : float, optional
+        Cap on the Frobenius norm of each per-step gradient before it is applied (None: no cap).
 
     Attributes
     ----------
@@ -56,12 +58,13 @@ class OnlineLearner:
     """
 
     def __init__(self, n_units, n_inputs, *, learning_rate, activation="logistic", teacher_forcing=False,
-                 weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None, engine="numba"):
+                 weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None, engine="numba", clip_norm=None):
         self.learning_rate = check_positive(learning_rate, "learning_rate", allow_zero=True)
         activation_code(activation)
         self.activation = activation
         self.teacher_forcing = bool(teacher_forcing)
         self.engine = check_method(engine, ENGINES, "engine")
+        self.clip_norm = None if clip_norm is None else check_positive(clip_norm, "clip_norm")
         if W is None:
             W = init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
         W = np.array(W, dtype=np.float64)
@@ -99,7 +102,8 @@ class OnlineLearner:
     def config(self) -> dict:
         """The learner's settings (everything but the state), as plain JSON-able values."""
         return {"n_units": self.n_units, "n_inputs": self.n_inputs, "learning_rate": self.learning_rate,
-                "activation": self.activation, "teacher_forcing": self.teacher_forcing, "engine": self.engine}
+                "activation": self.activation, "teacher_forcing": self.teacher_forcing, "engine": self.engine,
+                "clip_norm": self.clip_norm}
 
     # -- learning -----------------------------------------------------------------------------
     def step(self, x, target=None, mask=None) -> np.ndarray:
@@ -136,7 +140,8 @@ class OnlineLearner:
             d = np.where(mk, d, 0.0)
         s = self.state
         W, y, P, ys, _ = _run_arrays(self.engine, s.W, s.y, s.P, x[None, :], d[None, :], mk[None, :],
-                                     self.learning_rate, self.activation, self.teacher_forcing)
+                                     self.learning_rate, self.activation, self.teacher_forcing,
+                                     0.0 if self.clip_norm is None else self.clip_norm)
         self.state = RTRLState(W, y, P, s.t + 1)
         return ys[0]
 
@@ -147,7 +152,7 @@ class OnlineLearner:
         """
         self.state, ys = run(self.state, xs, targets, mask, learning_rate=self.learning_rate,
                              activation=self.activation, teacher_forcing=self.teacher_forcing,
-                             engine=self.engine)
+                             engine=self.engine, clip_norm=self.clip_norm)
         return ys
 
     def reset_state(self) -> None:

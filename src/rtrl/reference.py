@@ -50,7 +50,8 @@ def rtrl_step(W, y, P, x, d, mask_t, *, activation="logistic"):
     return y_next, P_next, e, g
 
 
-def rtrl_run(W, y, P, xs, ds, mask, *, learning_rate=0.0, activation="logistic", teacher_forcing=False):
+def rtrl_run(W, y, P, xs, ds, mask, *, learning_rate=0.0, activation="logistic", teacher_forcing=False,
+             clip_norm=0.0):
     """Run RTRL over a sequence, from state (W, y, P); inputs are not modified.
 
     With ``learning_rate == 0`` the weights stay fixed (the epochwise form);
@@ -58,6 +59,9 @@ def rtrl_run(W, y, P, xs, ds, mask, *, learning_rate=0.0, activation="logistic",
     uses the changed W. Teacher forcing follows the order of ``docs/conventions.md``:
     gradient from the actual output and the un-zeroed P(t+1), then the weight
     change, then forced units take their target and their sensitivities are zeroed.
+
+    ``clip_norm > 0`` rescales a per-step gradient whose Frobenius norm exceeds it to that
+    norm before the weight change (``G`` still sums the unclipped gradients).
 
     Returns ``(W, y, P, ys, G)`` where ``G`` is the sum of the per-step gradients
     (each taken with the weights of its own step) and ``ys`` (T, n) the actual outputs.
@@ -74,6 +78,10 @@ def rtrl_run(W, y, P, xs, ds, mask, *, learning_rate=0.0, activation="logistic",
         ys[t] = y_next
         G += g
         if learning_rate != 0.0:
+            if clip_norm > 0.0:
+                norm = np.sqrt(np.sum(g * g))
+                if norm > clip_norm:
+                    g = g * (clip_norm / norm)
             W = W - learning_rate * g  # real-time update (paper eq. 14 applied every step)
         if teacher_forcing:
             # NOTE: forced units feed their target forward and lose their sensitivity (paper eqs. 17-19).
