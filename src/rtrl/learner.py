@@ -138,12 +138,20 @@ class OnlineLearner:
                 if np.any(mk & np.isnan(d)):
                     raise ValueError("target: NaN where mask is True")
             d = np.where(mk, d, 0.0)
+        return self._step_checked(x[None, :], d[None, :], mk[None, :])[0]
+
+    def _step_checked(self, xs, ds, mask) -> np.ndarray:
+        """One step from already validated arrays xs (1, m), ds (1, n) (0 where no target), mask (1, n).
+
+        The fast path of :meth:`step` for callers that validated the row themselves (the
+        stream command); returns ys (1, n).
+        """
         s = self.state
-        W, y, P, ys, _ = _run_arrays(self.engine, s.W, s.y, s.P, x[None, :], d[None, :], mk[None, :],
+        W, y, P, ys, _ = _run_arrays(self.engine, s.W, s.y, s.P, xs, ds, mask,
                                      self.learning_rate, self.activation, self.teacher_forcing,
                                      0.0 if self.clip_norm is None else self.clip_norm)
         self.state = RTRLState(W, y, P, s.t + 1)
-        return ys[0]
+        return ys
 
     def partial_fit(self, xs, targets=None, mask=None) -> np.ndarray:
         """Consume a chunk xs (T, m) with targets (T, n); return the outputs ys (T, n).
@@ -154,6 +162,45 @@ class OnlineLearner:
                              activation=self.activation, teacher_forcing=self.teacher_forcing,
                              engine=self.engine, clip_norm=self.clip_norm)
         return ys
+
+    # -- model files ---------------------------------------------------------------------------
+    @classmethod
+    def from_state(cls, state, *, learning_rate, activation="logistic", teacher_forcing=False, y0=None,
+                   engine="numba", clip_norm=None) -> "OnlineLearner":
+        """A learner that continues from ``state`` (an :class:`~rtrl.api.RTRLState`), e.g. one read from a file.
+
+        ``W``, ``y``, ``P`` and ``t`` are copied as they are (P is not reset); ``y0`` (zeros by
+        default) is only used by :meth:`reset_state`. Other arguments as in the constructor.
+        """
+        if not isinstance(state, RTRLState):
+            raise TypeError(f"state: expected an RTRLState, got {type(state).__name__}")
+        W = np.asarray(state.W, dtype=np.float64)
+        if W.ndim != 2 or W.shape[1] < W.shape[0] + 1:
+            raise ValueError(f"state.W: expected shape (n_units, n_inputs + 1 + n_units), got {W.shape}")
+        n, K = W.shape
+        net = cls(n, K - 1 - n, learning_rate=learning_rate, activation=activation,
+                  teacher_forcing=teacher_forcing, W=W, y0=y0, engine=engine, clip_norm=clip_norm)
+        y = np.array(state.y, dtype=np.float64)
+        P = np.array(state.P, dtype=np.float64)
+        if y.shape != (n,) or P.shape != (n, n, K):
+            raise ValueError(f"state: expected y ({n},) and P ({n}, {n}, {K}) for W {W.shape}, "
+                             f"got y {y.shape} and P {P.shape}")
+        if not (np.all(np.isfinite(y)) and np.all(np.isfinite(P))):
+            raise ValueError("state: y or P contains NaN or inf; the state must be finite")
+        t = state.t
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"state.t: expected an integer >= 0, got {t!r}")
+        net.state = RTRLState(net.state.W, y, P, int(t))
+        return net
+
+    def save(self, path, *, extra=None) -> None:
+        """Write the whole state and settings to ``path`` atomically (see :func:`rtrl.io.save`).
+
+        Read it back with :func:`rtrl.io.load`; the loaded learner continues bit for bit.
+        """
+        from .io import save
+
+        save(self, path, extra=extra)
 
     def reset_state(self) -> None:
         """Start a new sequence: outputs back to y0 and sensitivities to 0; weights are kept."""

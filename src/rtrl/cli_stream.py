@@ -1,0 +1,255 @@
+"""``rtrl stream``: learn online from CSV rows on a file or stdin, one prediction line per row.
+
+A thin layer: it resolves the arguments, builds or loads the learner, opens the files,
+installs the SIGINT/SIGTERM handlers and maps outcomes to exit codes. The loop itself is
+:class:`rtrl.stream.Stream`. Exit codes: 0 done (also after SIGINT/SIGTERM, with a final
+checkpoint), 1 a bad row (``--on-bad-row error``), 2 a usage or file problem,
+3 training diverged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import sys
+
+from .activations import ACTIVATIONS
+from .api import ENGINES
+
+__all__ = ["add_parser", "main_stream"]
+
+DESCRIPTION = """\
+Learn online with real-time RTRL from CSV rows (a file with a header, or stdin with -).
+Each data row is one time step: its --inputs cells are x(t); the network produces y(t+1)
+with the weights as they are before this row's update, writes the target units' outputs
+(one line per row, flushed at once), then learns from the row's --targets cells (an empty
+or NaN cell means no target at this step). So the prediction on output line `row` is the
+network's estimate of that row's target columns, made before it has seen them. To
+forecast a series one step ahead, put x(t) in an input column and x(t+1) in the target
+column of the same row."""
+
+EPILOG = """\
+exit codes: 0 done (or stopped by SIGINT/SIGTERM after saving a checkpoint), 1 bad row
+(with --on-bad-row error; a checkpoint of the state before the row is saved), 2 usage or
+file error, 3 training diverged (the last good checkpoint is left as it was).
+See docs/streaming.md."""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("stream", help="learn online from CSV rows on a file or stdin",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", default="-", metavar="INPUT|-",
+                   help="CSV file with a header line, or - for stdin (default)")
+    p.add_argument("--inputs", metavar="COLS",
+                   help="comma list of input columns (required unless resuming from a checkpoint)")
+    p.add_argument("--targets", metavar="COLS",
+                   help="comma list of target columns; target column i trains unit i "
+                        "(required unless resuming from a checkpoint)")
+    p.add_argument("--units", type=int, metavar="N",
+                   help="number of units n, target units included (default: number of targets + 4)")
+    p.add_argument("--lr", type=float, metavar="A",
+                   help="learning rate (default 0.1); with --model/--resume it overrides the saved one")
+    p.add_argument("--activation", choices=ACTIVATIONS, help="unit activation (default logistic)")
+    p.add_argument("--teacher-forcing", action=argparse.BooleanOptionalAction, default=None,
+                   help="feed targets forward in place of the target units' outputs (default off)")
+    p.add_argument("--clip-norm", type=float, metavar="C",
+                   help="cap the Frobenius norm of each per-step gradient (default: no cap)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--engine", choices=ENGINES, help="numba (default) or numpy")
+    p.add_argument("--model", metavar="PATH", help="start from a saved model file")
+    p.add_argument("--checkpoint", metavar="PATH", help="save checkpoints (model files) to PATH")
+    p.add_argument("--every", type=int, default=0, metavar="N",
+                   help="save a checkpoint every N rows (needs --checkpoint; default: only at the end)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint if it exists: a file INPUT skips the rows it consumed, "
+                        "an --out file is cut back to match it")
+    p.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
+                   help="error (default): stop with exit 1 naming the line and column; skip: count it, "
+                        "leave the state alone, write an empty prediction line")
+    p.add_argument("--out", default="-", metavar="FILE|-", help="prediction CSV (default - for stdout)")
+    p.set_defaults(func=main_stream)
+
+
+def _fail(message) -> int:
+    print(f"rtrl stream: error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _note(message) -> None:
+    print(f"rtrl stream: {message}", file=sys.stderr, flush=True)
+
+
+def _same_file(a, b) -> bool:
+    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
+
+
+def _build_learner(args, n_inputs, n_targets):
+    """A new learner from the command line's settings, or the loaded one checked against them."""
+    from .learner import OnlineLearner
+
+    return OnlineLearner(args.units if args.units is not None else n_targets + 4, n_inputs,
+                         learning_rate=0.1 if args.lr is None else args.lr,
+                         activation=args.activation or "logistic", teacher_forcing=bool(args.teacher_forcing),
+                         rng=args.seed, engine=args.engine or "numba", clip_norm=args.clip_norm)
+
+
+def _check_loaded(args, learner, path):
+    """Reject network flags that contradict a loaded model; apply optimizer overrides (--lr, --clip-norm)."""
+    for flag, given, saved in (("--units", args.units, learner.n_units),
+                               ("--activation", args.activation, learner.activation),
+                               ("--teacher-forcing", args.teacher_forcing, learner.teacher_forcing)):
+        if given is not None and given != saved:
+            raise ValueError(f"{flag} {given} contradicts the model in {path} ({saved}); drop the flag or "
+                             "start a new model")
+    from ._validation import check_positive
+
+    if args.lr is not None:
+        check_positive(args.lr, "--lr", allow_zero=True)
+    if args.clip_norm is not None:
+        check_positive(args.clip_norm, "--clip-norm")
+    if args.lr is not None and args.lr != learner.learning_rate:
+        _note(f"learning rate {learner.learning_rate:g} from {path} replaced by --lr {args.lr:g}")
+        learner.learning_rate = args.lr
+    if args.clip_norm is not None and args.clip_norm != learner.clip_norm:
+        _note(f"clip norm {learner.clip_norm} from {path} replaced by --clip-norm {args.clip_norm:g}")
+        learner.clip_norm = args.clip_norm
+    if args.engine is not None:
+        learner.engine = args.engine
+
+
+def main_stream(args) -> int:
+    from .io import ModelFileError, load_with_metadata
+    from .stream import BadRowError, DivergedError, Stream, StreamError, checkpoint_info, parse_columns
+
+    # -- resolve the start: checkpoint, model file or a new network ---------------------------
+    if args.every < 0:
+        return _fail(f"--every: expected an integer >= 0, got {args.every}")
+    if args.every and not args.checkpoint:
+        return _fail("--every needs --checkpoint PATH")
+    if args.resume and not args.checkpoint:
+        return _fail("--resume needs --checkpoint PATH")
+    try:
+        inputs = None if args.inputs is None else parse_columns(args.inputs, "--inputs")
+        targets = None if args.targets is None else parse_columns(args.targets, "--targets")
+        learner, info = None, None
+        if args.resume and os.path.exists(args.checkpoint):
+            learner, meta = load_with_metadata(args.checkpoint)
+            info = checkpoint_info(meta)
+            if info is None:
+                return _fail(f"{args.checkpoint} is a model file but not a stream checkpoint (no row count); "
+                             "start from it with --model instead of --resume")
+            for flag, given, saved in (("--inputs", inputs, tuple(info["inputs"])),
+                                       ("--targets", targets, tuple(info["targets"]))):
+                if given is not None and given != saved:
+                    return _fail(f"{flag} {','.join(given)} differs from the checkpoint's {','.join(saved)}")
+            inputs, targets = tuple(info["inputs"]), tuple(info["targets"])
+            _check_loaded(args, learner, args.checkpoint)
+        else:
+            if args.resume:
+                _note(f"no checkpoint at {args.checkpoint} yet: starting at row 1")
+            if inputs is None or targets is None:
+                return _fail("--inputs and --targets are required (unless resuming from a checkpoint)")
+            if args.model:
+                learner, _ = load_with_metadata(args.model)
+                _check_loaded(args, learner, args.model)
+                if learner.n_inputs != len(inputs):
+                    return _fail(f"the model in {args.model} has {learner.n_inputs} input lines, "
+                                 f"--inputs names {len(inputs)}")
+            else:
+                if args.units is not None and args.units < len(targets):
+                    return _fail(f"--units: expected at least one unit per target ({len(targets)}), "
+                                 f"got {args.units}")
+                learner = _build_learner(args, len(inputs), len(targets))
+        source = "-" if args.input == "-" else os.path.abspath(args.input)
+        out_path = None if args.out == "-" else os.path.abspath(args.out)
+        stream = Stream(learner, inputs, targets, checkpoint=args.checkpoint, every=args.every,
+                        on_bad_row=args.on_bad_row, rows_read=info["rows_read"] if info else 0,
+                        bad_rows=info["bad_rows"] if info else 0, source=source, out_path=out_path)
+    except ModelFileError as exc:
+        return _fail(f"cannot read model file {exc}")
+    except (TypeError, ValueError) as exc:
+        return _fail(str(exc))
+
+    # -- open the input and the output --------------------------------------------------------
+    skip = 0
+    if info is not None:
+        if source == "-":
+            _note(f"resuming after row {info['rows_read']}: stdin rows are all new rows")
+        else:
+            skip = info["rows_read"]
+            if info.get("source") not in (None, "-") and not _same_file(info["source"], source):
+                _note(f"warning: the checkpoint was made reading {info['source']}; skipping its "
+                      f"{skip} rows of {source}")
+    try:
+        if source == "-":
+            lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        else:
+            lines = open(source, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        return _fail(f"cannot open INPUT {args.input}: {exc.strerror}")
+    out_bytes, write_header = 0, True
+    try:
+        if out_path is None:
+            out = sys.stdout.buffer
+        elif info is not None and _same_file(info.get("out_path"), out_path) and info.get("out_bytes") is not None:
+            # Resume the same output file: cut it back to what the checkpoint had written.
+            out = open(out_path, "r+b")
+            size = os.fstat(out.fileno()).st_size
+            if size < info["out_bytes"]:
+                out.close()
+                return _fail(f"--out {args.out} has {size} bytes but the checkpoint wrote {info['out_bytes']}; "
+                             "it was changed since: resume into a new --out file")
+            out.truncate(info["out_bytes"])
+            out.seek(info["out_bytes"])
+            out_bytes, write_header = info["out_bytes"], False
+        else:
+            out = open(out_path, "wb")
+    except OSError as exc:
+        return _fail(f"cannot open --out {args.out}: {exc.strerror}")
+
+    # -- run, stopping cleanly on SIGINT / SIGTERM --------------------------------------------
+    def on_signal(signum, frame):
+        stream.request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = stream.run(lines, out, skip=skip, out_bytes=out_bytes, write_header=write_header)
+    except BadRowError as exc:
+        saved = (f"; the state before this row is saved in {args.checkpoint} (fix the row or use "
+                 "--on-bad-row skip, then --resume)") if args.checkpoint else ""
+        print(f"rtrl stream: error: {args.input}: {exc}{saved}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except DivergedError as exc:
+        kept = (f"; the last good checkpoint {args.checkpoint} is left as it was (restart with a lower --lr "
+                "or --clip-norm and --resume)") if args.checkpoint else ""
+        print(f"rtrl stream: error: {exc} (--lr, --clip-norm){kept}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except StreamError as exc:
+        return _fail(f"{args.input}: {exc}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if out_path is not None:
+            out.close()
+        if source != "-":
+            lines.close()
+
+    # -- report -------------------------------------------------------------------------------
+    how = "end of input" if result.stopped is None else f"stopped by {result.stopped}"
+    parts = [f"{how}: {result.rows_this_run} rows this run, {result.rows_read} in all"]
+    if result.checkpoint:
+        parts.append(f"checkpoint {result.checkpoint}")
+    _note("; ".join(parts))
+    if result.bad_rows_this_run:
+        _note(f"skipped {result.bad_rows_this_run} bad rows this run ({result.bad_rows} in all)"
+              + "".join(f"\n  {e}" for e in result.bad_examples)
+              + ("\n  ..." if result.bad_rows_this_run > len(result.bad_examples) else ""))
+    if result.stopped == "output closed" and out_path is None:
+        # The reader went away; point stdout at /dev/null so the interpreter's final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0
