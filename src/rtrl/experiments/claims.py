@@ -1,0 +1,168 @@
+"""The paper's claims (Williams & Zipser 1989, section 3) as measurable experiments.
+
+Each :class:`Claim` says what the paper reports, which runs test it (a grid of settings times
+a number of seeds; fewer seeds with ``quick``) and how the runs decide whether the claim
+holds. The hyperparameters are project defaults (the paper gives none): see
+``docs/experiments.md`` for how they were chosen and why the success test is strict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable
+
+from .training import RunResult, RunSpec, make_spec
+
+__all__ = ["Claim", "CLAIMS", "get_claim", "MIN_RATE"]
+
+#: NOTE: a positive claim "holds" when at least this fraction of its seeds learned.
+MIN_RATE = 0.5
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return int(statistics.median(values)) if values else None
+
+
+@dataclasses.dataclass
+class Claim:
+    """One claim of the paper and the runs that test it.
+
+    Attributes
+    ----------
+    id, task, claim, paper : str
+        Identifier, task name, what we test, what the paper says.
+    settings : dict
+        Overrides of the task's project defaults shared by every run (``task_params`` included).
+    grid : tuple of dict
+        One dict of further overrides per configuration (e.g. ``{"units": 12}``); ``({},)`` = one.
+    seeds_quick, seeds_full : int
+        Seeds per configuration for ``quick`` and for the full run.
+    kind : str
+        "positive": holds if the success rate is >= MIN_RATE; "negative": holds if it is below;
+        "table": decided by ``verdict``.
+    verdict : callable(rows) -> (holds, text), optional
+        For "table" claims.
+    """
+
+    id: str
+    task: str
+    claim: str
+    paper: str
+    settings: dict = dataclasses.field(default_factory=dict)
+    grid: tuple = ({},)
+    seeds_quick: int = 3
+    seeds_full: int = 20
+    kind: str = "positive"
+    verdict: Callable | None = None
+
+    def specs(self, quick: bool, seeds: int | None = None) -> list[RunSpec]:
+        """The runs: every grid configuration with seeds 0 .. n-1 (n = ``seeds`` if given)."""
+        n = seeds if seeds is not None else (self.seeds_quick if quick else self.seeds_full)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"Claim.specs: seeds: expected an integer >= 1, got {n!r}")
+        out = []
+        for cfg in self.grid:
+            kw = {**self.settings, **cfg}
+            tp = {**dict(self.settings.get("task_params", {})), **dict(cfg.get("task_params", {}))}
+            kw["task_params"] = tp
+            out.extend(make_spec(self.task, seed=s, **kw) for s in range(n))
+        return out
+
+    def rows(self, results: list[RunResult]) -> list[dict]:
+        """One row per grid configuration: its settings, runs, successes, success_rate, median_steps."""
+        rows = []
+        for cfg in self.grid:
+            mine = [r for r in results if all(_cfg_value(r.spec, k) == _cfg_plain(v) for k, v in cfg.items())]
+            row = {k: v for k, v in _flat(cfg).items()}
+            wins = [r for r in mine if r.success]
+            row.update(runs=len(mine), successes=len(wins),
+                       success_rate=(len(wins) / len(mine)) if mine else None,
+                       median_steps=_median([r.steps_to_learn for r in wins]))
+            rows.append(row)
+        return rows
+
+    def summarise(self, results: list[RunResult]) -> dict:
+        """measured (text), holds, seeds, successes, median_steps, table (one row per configuration)."""
+        results = list(results)
+        rows = self.rows(results)
+        wins = [r for r in results if r.success]
+        n = len(results)
+        rate = len(wins) / n if n else 0.0
+        seeds = len({r.spec.seed for r in results})
+        med = _median([r.steps_to_learn for r in wins])
+        if self.kind == "table" and self.verdict is not None:
+            holds, measured = self.verdict(rows)
+        else:
+            text = f"{len(wins)}/{n} runs learned ({rate:.0%})"
+            if med is not None:
+                text += f", median {med} steps to learn"
+            holds = rate >= MIN_RATE if self.kind == "positive" else rate < MIN_RATE
+            measured = text
+        return {"measured": measured, "holds": bool(holds and n > 0), "seeds": seeds, "successes": len(wins),
+                "median_steps": med, "table": rows, "success_rate": rate}
+
+
+def _flat(cfg: dict) -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if k == "task_params":
+            out.update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _cfg_plain(v):
+    return dict(v) if isinstance(v, dict) else v
+
+
+def _cfg_value(spec: RunSpec, key: str):
+    if key == "task_params":
+        return spec.params
+    return getattr(spec, key)
+
+
+# -- verdicts of the table claims -----------------------------------------------------------------
+def _xor_delay_verdict(rows):
+    """Longer delays need more units: the smallest unit count that learns (rate >= MIN_RATE)
+    never falls as tau grows, and tau = 4 needs more than tau = 2."""
+    best = {}
+    for row in rows:
+        if row["success_rate"] is not None and row["success_rate"] >= MIN_RATE:
+            d = row["delay"]
+            best[d] = min(best.get(d, row["units"]), row["units"])
+    delays = sorted({row["delay"] for row in rows})
+    parts = [f"tau={d}: {best[d]} units" if d in best else f"tau={d}: none of the sizes tried" for d in delays]
+    found = [best.get(d) for d in delays]
+    holds = (all(f is not None for f in found) and all(a <= b for a, b in zip(found, found[1:]))
+             and found[-1] > found[0])
+    return holds, "smallest unit count learning in >= half the seeds: " + ", ".join(parts)
+
+
+def _turing_verdict(rows):
+    """15 units always learn; 12 is the smallest count that learned at all."""
+    by_units = {row["units"]: row for row in rows}
+    learned = sorted(u for u, row in by_units.items() if row["successes"])
+    top = by_units.get(15)
+    parts = [f"{u} units {by_units[u]['successes']}/{by_units[u]['runs']}" for u in sorted(by_units)]
+    holds = bool(top and top["runs"] and top["successes"] == top["runs"] and learned and learned[0] <= 12)
+    smallest = f"smallest that learned: {learned[0]}" if learned else "no size learned"
+    return holds, "; ".join(parts) + f" ({smallest})"
+
+
+CLAIMS: list[Claim] = [
+    Claim("xor-tau2-3units", "pipelined-xor",
+          "pipelined XOR with delay tau = 2 is learned by 3 units without teacher forcing",
+          "tau = 2 learned with 3 units, no teacher forcing",
+          settings=dict(units=3, task_params={"delay": 2}), seeds_quick=4, seeds_full=20),
+]
+
+
+def get_claim(claim_id: str) -> Claim:
+    """The claim with this id (ValueError listing the ids otherwise)."""
+    for c in CLAIMS:
+        if c.id == claim_id:
+            return c
+    raise ValueError(f"get_claim: unknown claim {claim_id!r}; known: {', '.join(c.id for c in CLAIMS)}")
