@@ -16,6 +16,7 @@ from ._version import __version__
 # (module, description) for each subcommand module; each module's add_parser adds its commands.
 _COMMAND_MODULES = (
     "rtrl.cli_stream",
+    "rtrl.cli_experiments",
 )
 
 

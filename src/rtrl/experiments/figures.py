@@ -1,0 +1,226 @@
+"""PNG figures for experiment reports (matplotlib, Agg canvas, no pyplot global state).
+
+Which figures a claim gets is decided by its data, not its name:
+
+* learning curves (error vs step, one line per run) for every claim whose runs have a curve;
+* free run vs target for runs that carry ``extra["free_run"]`` and ``extra["target"]``
+  (the oscillators), one panel per configuration, so teacher forcing on/off sit side by side;
+* success rate vs units when the claim's table has ``units`` and ``success_rate`` columns;
+* a delay x units heatmap when the table also has a ``delay`` column (pipelined XOR).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .report import group_by_config
+
+__all__ = ["learning_curves", "free_run_vs_target", "success_vs_units", "delay_units_heatmap",
+           "figures_for_claim", "figures_for_runs"]
+
+_DPI = 110
+
+
+def _new(nrows=1, ncols=1, size=(6.4, 4.0)):
+    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "claim"
+
+
+def _varying(configs) -> list[str]:
+    """The keys (task parameters flattened) whose values differ between configurations."""
+    flat = [_flat(c) for c in configs]
+    keys = [k for k in flat[0]] if flat else []
+    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+
+
+def _flat(cfg) -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if k == "task_params":
+            out.update(v.items() if isinstance(v, dict) else (v or []))
+        elif k != "task":
+            out[k] = v
+    return out
+
+
+def _short_label(cfg, keys) -> str:
+    flat = _flat(cfg)
+    return ", ".join(f"{k}={flat.get(k)}" for k in keys)
+
+
+def learning_curves(results, path, title="") -> Path | None:
+    """Error vs step for every run (coloured by configuration); None when no run has a curve."""
+    groups = [(cfg, [r for r in rs if getattr(r, "curve", None)]) for cfg, rs in group_by_config(results)]
+    groups = [(cfg, rs) for cfg, rs in groups if rs]
+    if not groups:
+        return None
+    fig, axes = _new(size=(7.0, 4.2))
+    ax = axes[0, 0]
+    keys = _varying([cfg for cfg, _ in groups])
+    positive = True
+    for g, (cfg, rs) in enumerate(groups):
+        for i, r in enumerate(rs):
+            curve = np.asarray(r.curve, dtype=float).reshape(-1, 2)  # (points, [step, error])
+            positive &= bool(np.all(curve[:, 1] > 0))
+            # one colour per configuration; with a single configuration, one per seed
+            colour = f"C{(g if len(groups) > 1 else i) % 10}"
+            label = (_short_label(cfg, keys) if i == 0 else None) if len(groups) > 1 else f"seed {r.spec.seed}"
+            ax.plot(curve[:, 0], curve[:, 1], color=colour, alpha=0.6, lw=1, label=label)
+            if r.success and r.steps_to_learn is not None:
+                ax.axvline(r.steps_to_learn, color=colour, alpha=0.25, lw=0.8, ls=":")
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("error")
+    ax.set_title(title or "learning curves", fontsize=10)
+    if sum(len(rs) for _, rs in groups) <= 12 or len(groups) > 1:
+        ax.legend(fontsize=6, loc="best", ncol=2)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def free_run_vs_target(results, path, title="", max_steps=200) -> Path | None:
+    """For each configuration, the first run's free-running output against its target.
+
+    Uses ``result.extra["free_run"]`` and ``["target"]`` (arrays (T,) or (T, k)); None when no run has them.
+    """
+    panels = []
+    for cfg, rs in group_by_config(results):
+        for r in rs:
+            extra = getattr(r, "extra", None) or {}
+            if extra.get("free_run") is not None and extra.get("target") is not None:
+                panels.append((cfg, r))
+                break
+    if not panels:
+        return None
+    fig, axes = _new(len(panels), 1, size=(7.0, 2.2 * len(panels) + 0.4))
+    keys = [k for k in _varying([cfg for cfg, _ in panels]) if k != "teacher_forcing"]
+    for ax, (cfg, r) in zip(axes[:, 0], panels):
+        free = np.asarray(r.extra["free_run"], dtype=float)
+        target = np.asarray(r.extra["target"], dtype=float)
+        free = free.reshape(len(free), -1)[:max_steps]  # (T, k)
+        target = target.reshape(len(target), -1)[:max_steps]  # (T, k)
+        for k in range(target.shape[1]):
+            ax.plot(target[:, k], color=f"C{k}", lw=2.2, alpha=0.35, label=f"target {k}")
+        for k in range(free.shape[1]):
+            ax.plot(free[:, k], color=f"C{k}", lw=1.0, marker=".", ms=3, label=f"free run {k}")
+        tf = cfg.get("teacher_forcing")
+        state = "learned" if r.success else "not learned"
+        ax.set_title(f"{'with' if tf else 'without'} teacher forcing, {_flat(cfg).get('units')} units "
+                     f"(seed {r.spec.seed}, {state})" + (f": {_short_label(cfg, keys)}" if keys else ""), fontsize=8)
+        ax.set_ylim(-0.05, 1.05) if np.nanmin(target) >= 0 else None
+        ax.set_xlabel("step (free run after training)")
+        ax.legend(fontsize=6, loc="upper right", ncol=2)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _rate_rows(table, *keys):
+    rows = [row for row in table or [] if all(k in row for k in keys) and row.get("success_rate") is not None]
+    return rows
+
+
+def success_vs_units(table, path, title="") -> Path | None:
+    """Success rate against number of units, one line per other column combination."""
+    rows = _rate_rows(table, "units", "success_rate")
+    if not rows or any("delay" in row for row in rows):
+        return None
+    fig, axes = _new()
+    ax = axes[0, 0]
+    units = sorted({row["units"] for row in rows})
+    rates = [np.mean([row["success_rate"] for row in rows if row["units"] == u]) for u in units]
+    runs = [sum(row.get("runs", 0) for row in rows if row["units"] == u) for u in units]
+    ax.plot(units, rates, marker="o")
+    for u, rate, n in zip(units, rates, runs):
+        if n:
+            ax.annotate(f"{n} runs", (u, rate), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xticks(units)
+    ax.set_ylim(-0.05, 1.1)
+    ax.set_xlabel("units")
+    ax.set_ylabel("success rate")
+    ax.set_title(title or "success rate vs units", fontsize=10)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def delay_units_heatmap(table, path, title="") -> Path | None:
+    """Success rate on a delay x units grid (blank where not run), with the rate written in each cell."""
+    rows = _rate_rows(table, "units", "delay", "success_rate")
+    if not rows:
+        return None
+    delays = sorted({row["delay"] for row in rows})
+    units = sorted({row["units"] for row in rows})
+    grid = np.full((len(delays), len(units)), np.nan)  # (delays, units)
+    for row in rows:
+        grid[delays.index(row["delay"]), units.index(row["units"])] = row["success_rate"]
+    fig, axes = _new(size=(1.0 + 0.8 * len(units) + 1.5, 1.0 + 0.6 * len(delays) + 0.8))
+    ax = axes[0, 0]
+    im = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
+    for i in range(len(delays)):
+        for j in range(len(units)):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if grid[i, j] > 0.5 else "white")
+    ax.set_xticks(range(len(units)), [str(u) for u in units])
+    ax.set_yticks(range(len(delays)), [str(d) for d in delays])
+    ax.set_xlabel("units")
+    ax.set_ylabel("delay (steps)")
+    ax.set_title(title or "success rate", fontsize=10)
+    fig.colorbar(im, ax=ax, label="success rate")
+    return _save(fig, path)
+
+
+def figures_for_runs(results, outdir, stem, title="") -> list[tuple[str, Path]]:
+    """Learning curves and (if present) free run vs target for a set of runs: ``[(caption, path)]``."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    out = []
+    stem = _safe(stem)
+    p = learning_curves(results, outdir / f"{stem}-curves.png", title=f"{title}: learning curves" if title else "")
+    if p:
+        measure = next((r.extra.get("curve_measure") for r in results if getattr(r, "extra", None)
+                        and r.extra.get("curve_measure")), "error")
+        out.append((f"Learning curves: {measure} per chunk of training steps, one line per run; dotted vertical "
+                    "lines mark where a run learned.", p))
+    p = free_run_vs_target(results, outdir / f"{stem}-free-run.png", title=title)
+    if p:
+        out.append(("After training: the network running freely (its outputs fed back) against the target, "
+                    "per configuration.", p))
+    return out
+
+
+def figures_for_claim(entry: dict, results, outdir) -> list[tuple[str, Path]]:
+    """All figures for one claim (entry: its ``results.json`` item; results: its runs)."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    stem = _safe(entry["id"])
+    out = []
+    p = delay_units_heatmap(entry.get("table"), outdir / f"{stem}-delay-units.png",
+                            title=f"{entry['id']}: success rate by delay and units")
+    if p:
+        out.append(("Success rate by delay and number of units.", p))
+    p = success_vs_units(entry.get("table"), outdir / f"{stem}-success-vs-units.png",
+                         title=f"{entry['id']}: success rate vs units")
+    if p:
+        out.append(("Success rate against number of units.", p))
+    out += figures_for_runs(results, outdir, stem, title=entry["id"])
+    return out
