@@ -218,7 +218,9 @@ class Stream:
         rows_at_start, bad_at_start = self.rows_read, self.bad_rows
         examples = []
         try:
-            self._loop(lines, out, int(skip), write_header, examples)
+            # Overflow near a divergence is detected and reported below, not warned about.
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._loop(lines, out, int(skip), write_header, examples)
         except _Stop:
             pass  # a stop request arrived while waiting for input: no row was half processed
         finally:
@@ -274,6 +276,7 @@ class Stream:
                 self._stop = "output closed"
 
         while self._stop is None:
+            line = reader.line_num + 1  # where this record starts
             rec = self._next(reader)
             if rec is None:
                 break
@@ -282,10 +285,12 @@ class Stream:
             if to_skip:
                 to_skip -= 1
                 continue
-            line = reader.line_num
             try:
                 if isinstance(rec, csv.Error):
                     raise BadRowError(line, None, f"malformed CSV ({rec})")
+                if reader.line_num > line and len(rec) != n_fields:
+                    raise BadRowError(line, None, f"expected {n_fields} fields as in the header, got {len(rec)} "
+                                      f"in a record that runs on to line {reader.line_num} (an unclosed quote?)")
                 self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row)
             except BadRowError as err:
                 if self.on_bad_row == "error":
