@@ -140,8 +140,8 @@ def test_external_loopback_scheduler_matches_serial(loopback_cluster, serial_res
 
 def test_external_scheduler_real_training_run(loopback_cluster):
     """The real run_one travels to the external worker and gives the serial numbers."""
-    training = pytest.importorskip("rtrl.experiments.training")
-    claims = pytest.importorskip("rtrl.experiments.claims")
+    from rtrl.experiments import claims, training
+
     specs = sorted(claims.CLAIMS[0].specs(True, seeds=1), key=spec_cost)[:2]
     specs = [dataclasses.replace(s, steps=min(s.steps, 300)) for s in specs]
     here = run_specs(specs, training.run_one, workers=0, progress=False)
@@ -175,3 +175,18 @@ def test_map_outside_the_context_manager_is_an_error():
     runner = Runner(workers=1, progress=False)
     with pytest.raises(RuntimeError, match="context manager"):
         runner.map(SPECS[:1], fake_run)
+
+
+def test_cli_reproduce_on_the_external_scheduler(loopback_cluster, tmp_path, capsys):
+    from rtrl.cli import main
+    from rtrl.experiments.claims import CLAIMS
+
+    cheapest = min(CLAIMS, key=lambda c: sum(spec_cost(s) for s in c.specs(True, seeds=1)))
+    args = ["reproduce", "--quick", "--seeds", "1", "--claims", cheapest.id, "--no-progress"]
+    assert main(args + ["--scheduler", loopback_cluster, "--out", str(tmp_path / "remote")]) == 0
+    assert main(args + ["--workers", "0", "--out", str(tmp_path / "here")]) == 0
+    remote, here = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("remote", "here"))
+    assert remote["config"]["execution"] == {"mode": "dask-scheduler", "scheduler": loopback_cluster, "workers": 1}
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(remote["claims"][0]["runs"]) == strip(here["claims"][0]["runs"])
+    assert remote["claims"][0]["holds"] == here["claims"][0]["holds"]
