@@ -155,3 +155,12 @@ def test_non_finite_never_reaches_json(tmp_path):
     doc = {"x": [math.inf, -math.inf, math.nan, 1.0]}
     report.write_json(report.jsonable(doc), tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": [None, None, None, 1.0]}
+
+
+def test_dumps_is_json_with_curves_on_one_line():
+    doc = {"a": [[1, 0.5], [2, 0.25]], "b": [{"x": [1, 2, 3]}, {"x": []}], "c": {}, "d": "t"}
+    text = report.dumps(doc)
+    assert json.loads(text) == doc
+    assert '"a": [[1, 0.5], [2, 0.25]]' in text and '"x": [1, 2, 3]' in text
+    with pytest.raises(ValueError):
+        report.dumps({"bad": float("nan")})

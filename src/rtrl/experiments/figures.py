@@ -139,25 +139,36 @@ def _rate_rows(table, *keys):
     return rows
 
 
+_STAT_KEYS = ("units", "success_rate", "runs", "successes", "median_steps")
+
+
 def success_vs_units(table, path, title="") -> Path | None:
-    """Success rate against number of units, one line per other column combination."""
+    """Success rate against number of units, one line per combination of the table's other settings."""
     rows = _rate_rows(table, "units", "success_rate")
-    if not rows or any("delay" in row for row in rows):
+    if not rows or any("delay" in row for row in rows) or len({row["units"] for row in rows}) < 2:
         return None
+    lines: dict[str, list] = {}
+    for row in rows:
+        label = ", ".join(f"{k}={v}" for k, v in row.items() if k not in _STAT_KEYS)
+        lines.setdefault(label, []).append(row)
     fig, axes = _new()
     ax = axes[0, 0]
-    units = sorted({row["units"] for row in rows})
-    rates = [np.mean([row["success_rate"] for row in rows if row["units"] == u]) for u in units]
-    runs = [sum(row.get("runs", 0) for row in rows if row["units"] == u) for u in units]
-    ax.plot(units, rates, marker="o")
-    for u, rate, n in zip(units, rates, runs):
-        if n:
-            ax.annotate(f"{n} runs", (u, rate), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
-    ax.set_xticks(units)
-    ax.set_ylim(-0.05, 1.1)
+    for label, mine in lines.items():
+        mine = sorted(mine, key=lambda row: row["units"])
+        units = [row["units"] for row in mine]
+        rates = [row["success_rate"] for row in mine]
+        ax.plot(units, rates, marker="o", label=label or None)
+        for row in mine:
+            if row.get("runs"):
+                ax.annotate(f"{row.get('successes', '?')}/{row['runs']}", (row["units"], row["success_rate"]),
+                            textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xticks(sorted({row["units"] for row in rows}))
+    ax.set_ylim(-0.05, 1.12)
     ax.set_xlabel("units")
-    ax.set_ylabel("success rate")
+    ax.set_ylabel("success rate (runs that learned / runs)")
     ax.set_title(title or "success rate vs units", fontsize=10)
+    if any(lines):
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["jsonable", "run_dict", "summarise_runs", "group_by_config", "claim_entry", "build_document",
-           "render_report", "summary_table", "ensure_writable_dir", "write_json", "write_text",
+           "render_report", "summary_table", "ensure_writable_dir", "dumps", "write_json", "write_text",
            "render_run_report", "run_summary_text", "CLAIM_KEYS"]
 
 #: The keys every entry of ``results.json["claims"]`` carries (more may follow).
@@ -284,8 +284,28 @@ def ensure_writable_dir(path) -> Path:
     return path
 
 
+def _is_flat(value) -> bool:
+    """A list of scalars, or of short lists of scalars (a curve): written on one line."""
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, list) and all(
+        isinstance(v, scalar) or (isinstance(v, list) and len(v) <= 4 and all(isinstance(x, scalar) for x in v))
+        for v in value)
+
+
+def dumps(doc, indent: int = 1, _level: int = 0) -> str:
+    """JSON with one key per line but every flat list (curves, free runs) on a single line; strict (no NaN)."""
+    pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+    if isinstance(doc, dict) and doc:
+        items = [f"{inner}{json.dumps(str(k))}: {dumps(v, indent, _level + 1)}" for k, v in doc.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(doc, list) and doc and not _is_flat(doc):
+        return "[\n" + ",\n".join(inner + dumps(v, indent, _level + 1) for v in doc) + "\n" + pad + "]"
+    return json.dumps(doc, allow_nan=False, separators=(", ", ": "))
+
+
 def write_json(doc: dict, path) -> None:
-    Path(path).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    """Write ``doc`` as strict JSON (see :func:`dumps`)."""
+    Path(path).write_text(dumps(doc) + "\n", encoding="utf-8")
 
 
 def write_text(text: str, path) -> None:
