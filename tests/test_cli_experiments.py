@@ -179,3 +179,11 @@ def test_progress_bar_goes_to_stderr_when_asked(tmp_path, capsys):
     pipeline.reproduce(tmp_path, quick=True, seeds=1, claims=cheapest_claims(1), workers=0, progress=True)
     captured = capsys.readouterr()
     assert "reproduce: 100%" in captured.err and "100%" not in captured.out
+
+
+def test_list_claims_names_every_claim(capsys):
+    assert main(["reproduce", "--list-claims"]) == 0
+    out = capsys.readouterr().out
+    for claim in CLAIMS:
+        assert re.search(rf"^{re.escape(claim.id)}$", out, re.M)
+        assert f"runs: {len(claim.specs(True))} with --quick, {len(claim.specs(False))} in full" in out

@@ -179,6 +179,14 @@ def cmd_reproduce(args) -> int:
     from .experiments.report import summary_table
     from .experiments.runner import RunError
 
+    if args.list_claims:
+        from .experiments.claims import CLAIMS
+
+        for claim in CLAIMS:
+            quick, full = (len(claim.specs(q)) for q in (True, False))
+            print(f"{claim.id}\n    {claim.task}: {claim.claim}\n    paper: {claim.paper}\n"
+                  f"    runs: {quick} with --quick, {full} in full")
+        return 0
     out = args.out
     try:
         doc = pipeline.reproduce(out, quick=args.quick, seeds=args.seeds, claims=args.claims,
@@ -239,5 +247,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--claims", default=None, metavar="ID,ID",
                    help="run only these claims (comma-separated ids; default: all)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a claim does not hold")
+    p.add_argument("--list-claims", action="store_true", help="list the claims (ids for --claims) and exit")
     _add_exec_options(p)
     p.set_defaults(func=cmd_reproduce)

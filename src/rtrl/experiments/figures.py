@@ -181,15 +181,19 @@ def delay_units_heatmap(table, path, title="") -> Path | None:
     delays = sorted({row["delay"] for row in rows})
     units = sorted({row["units"] for row in rows})
     grid = np.full((len(delays), len(units)), np.nan)  # (delays, units)
+    counts = {}
     for row in rows:
-        grid[delays.index(row["delay"]), units.index(row["units"])] = row["success_rate"]
+        i, j = delays.index(row["delay"]), units.index(row["units"])
+        grid[i, j] = row["success_rate"]
+        if row.get("runs") and row.get("successes") is not None:
+            counts[i, j] = f"\n{row['successes']}/{row['runs']}"
     fig, axes = _new(size=(1.0 + 0.8 * len(units) + 1.5, 1.0 + 0.6 * len(delays) + 0.8))
     ax = axes[0, 0]
     im = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
     for i in range(len(delays)):
         for j in range(len(units)):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{grid[i, j]:.2f}{counts.get((i, j), '')}", ha="center", va="center", fontsize=8,
                         color="black" if grid[i, j] > 0.5 else "white")
     ax.set_xticks(range(len(units)), [str(u) for u in units])
     ax.set_yticks(range(len(delays)), [str(d) for d in delays])
