@@ -7,8 +7,10 @@ The work is in :mod:`rtrl.experiments.pipeline` (jobs), :mod:`rtrl.experiments.r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
+import signal
 import sys
 
 __all__ = ["add_parser", "parse_param"]
@@ -93,6 +95,23 @@ def _err(cmd, exc) -> int:
     return 2
 
 
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """Turn SIGTERM into SystemExit(143) while a job runs, so its Dask cluster is shut down on the way out."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -160,9 +179,11 @@ def cmd_run(args) -> int:
         except ValueError as exc:
             raise pipeline.UsageError(str(exc)) from None
         out = args.out if args.out is not None else f"{pipeline.DEFAULT_RUN_OUT}/{args.task}"
-        doc = pipeline.run_task(args.task, out, params=params, seeds=args.seeds, workers=args.workers,
-                                scheduler=args.scheduler, progress=args.progress, log=_log, units=args.units, learning_rate=args.lr,
-                                teacher_forcing=args.teacher_forcing, steps=args.steps)
+        with _terminate_cleanly():
+            doc = pipeline.run_task(args.task, out, params=params, seeds=args.seeds, workers=args.workers,
+                                    scheduler=args.scheduler, progress=args.progress, log=_log,
+                                    command=_command_line(args, _RUN_OPTS), units=args.units,
+                                    learning_rate=args.lr, teacher_forcing=args.teacher_forcing, steps=args.steps)
     except (pipeline.UsageError, ConnectionError, TimeoutError) as exc:
         return _err("run", exc)
     except RunError as exc:
@@ -189,9 +210,10 @@ def cmd_reproduce(args) -> int:
         return 0
     out = args.out
     try:
-        doc = pipeline.reproduce(out, quick=args.quick, seeds=args.seeds, claims=args.claims,
-                                 workers=args.workers, scheduler=args.scheduler, progress=args.progress,
-                                 command=_command_line(args, _REPRODUCE_OPTS), log=_log)
+        with _terminate_cleanly():
+            doc = pipeline.reproduce(out, quick=args.quick, seeds=args.seeds, claims=args.claims,
+                                     workers=args.workers, scheduler=args.scheduler, progress=args.progress,
+                                     command=_command_line(args, _REPRODUCE_OPTS), log=_log)
     except (pipeline.UsageError, ConnectionError, TimeoutError) as exc:
         return _err("reproduce", exc)
     except RunError as exc:
