@@ -206,3 +206,25 @@ def test_stdin_resume_continues_row_count(tmp_path, uninterrupted):
     ref_lines = ref_out.decode().splitlines(keepends=True)
     got = first.stdout.decode().splitlines(keepends=True) + second.stdout.decode().splitlines(keepends=True)[1:]
     assert got == ref_lines
+
+
+def test_reader_closing_the_pipe_stops_cleanly(tmp_path):
+    """`rtrl stream ... | head -3`: the closed output ends the run with a checkpoint, exit 0, no traceback."""
+    data = tmp_path / "data.csv"  # far more output than a pipe buffer holds, so the writer must wait
+    data.write_text(HEADER + "".join(_rows(200_000)))
+    ck = tmp_path / "ck.npz"
+    p = subprocess.Popen(RTRL + ["stream", str(data), *ARGS, "--checkpoint", str(ck)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0)
+    buf = bytearray()
+    lines = [_readline(p.stdout.fileno(), buf) for _ in range(3)]
+    p.stdout.close()
+    try:
+        p.wait(TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    err = p.stderr.read().decode()
+    assert lines[0] == "row,pred_d\n"
+    assert p.returncode == 0 and "stopped by output closed" in err and "Traceback" not in err, err
+    rows = load_with_metadata(ck)[1]["extra"]["stream"]["rows_read"]
+    assert 2 <= rows < 100_000
