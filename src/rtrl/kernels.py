@@ -1,12 +1,36 @@
 """Numba-compiled RTRL kernels: the default engine.
 
 The whole time loop is compiled (``cache=True``, so a new process loads it from
-disk instead of compiling again). The kernels have the same meaning as
-:func:`rtrl.reference.rtrl_run` and are tested against it step by step.
+disk instead of compiling again). Every kernel has the meaning of
+:func:`rtrl.reference.rtrl_run` and is tested against it step by step in float64.
 
-Two inner products are offered for the sensitivity update ``W_rec @ P``:
-explicit loops (small networks, where call overhead dominates) and a BLAS
-matrix product (larger networks). :func:`choose_blas` picks one by size.
+How a step is computed
+----------------------
+The sensitivity update (paper eq. 12) and the per-step gradient are written as one
+matrix product. With ``A(t) = diag(f'(s(t))) W_rec(t)`` (n, n) and ``P`` stored as
+rows of n*K numbers (n, nK)::
+
+    P(t+1)  = A(t) P(t) + B(t),          B(t)[k, i*K + j] = f'_k(t) delta_ik z_j(t)
+    -dJ(t)/dW = e(t)^T P(t+1) = (e^T A) P(t) + (e o f') (x) z(t)
+
+so stacking ``A`` and the row ``e^T A`` into ``Aext`` (n+1, n) gives both P(t+1) and
+the gradient from a single (n+1, n) . (n, nK) product: the step costs one product
+of the issue's shape plus O(nK) work. Teacher forcing zeroes the forced rows of
+P(t+1); instead of writing those zeros, the kernels keep P(t+1) as it is and zero
+the matching *columns* of the next ``A`` (the same numbers: a zeroed row of P only
+ever enters through those columns), and zero the rows once, in the returned P.
+
+Two regimes, chosen by :func:`choose_blas` and overridable:
+
+* explicit loops (small networks, n up to ~16: call overhead dominates);
+* a BLAS product ``np.dot`` (larger networks: the step *is* the product).
+
+Batched kernels run B independent streams at once. For small networks the batch is
+the innermost (SIMD) axis, so every operation is vectorised across streams; for
+large networks each stream runs the single-stream BLAS kernel in turn.
+
+Kernels are generic over the float type: float64 arrays give float64 kernels (the
+default), float32 arrays float32 ones.
 """
 
 from __future__ import annotations
@@ -14,21 +38,39 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["rtrl_run_kernel", "choose_blas", "BLAS_MIN_UNITS"]
+__all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_blas", "BLAS_MIN_UNITS",
+           "KERNELS"]
 
-#: From this many units on, the sensitivity update uses a BLAS product.
-BLAS_MIN_UNITS = 24
+#: From this many units on, the sensitivity update uses a BLAS product (measured on a
+#: 2-core Xeon, AVX-512; see docs/performance.md). Override with ``kernel="blas"``/``"loops"``.
+BLAS_MIN_UNITS = 12
+
+#: Names accepted by :func:`choose_blas` (``"auto"`` picks by size).
+KERNELS = ("auto", "loops", "blas")
 
 
-def choose_blas(n_units: int) -> bool:
-    """Return True if a network of ``n_units`` units should use the BLAS path."""
-    return n_units >= BLAS_MIN_UNITS
+def choose_blas(n_units: int, kernel: str = "auto") -> bool:
+    """Return True if a network of ``n_units`` units should use the BLAS path.
+
+    ``kernel="auto"`` decides by size (``n_units >= BLAS_MIN_UNITS``); ``"loops"`` and
+    ``"blas"`` force a regime.
+    """
+    if kernel == "auto":
+        return n_units >= BLAS_MIN_UNITS
+    if kernel == "blas":
+        return True
+    if kernel == "loops":
+        return False
+    raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
 
 
 @njit(cache=True, inline="always")
 def _f(s, act):
     if act == 0:
-        return 0.5 * (1.0 + np.tanh(0.5 * s))
+        # NOTE: 1 / (1 + exp(-s)) instead of the reference's 0.5 (1 + tanh(s / 2)): the same
+        # function to rounding (and exact in relative terms near 0), but libm exp costs ~6 ns
+        # against ~21 ns for tanh, a third of a step at n = 3. exp overflow gives 0, not NaN.
+        return 1.0 / (1.0 + np.exp(-s))
     return np.tanh(s)
 
 
@@ -39,31 +81,34 @@ def _fprime(y, act):
     return 1.0 - y * y
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
-    """Compiled RTRL over a sequence; arguments are not modified.
+    """Compiled real-time RTRL over a sequence; arguments are not modified.
 
-    W (n, K), y (n,), P (n, n, K) C-contiguous float64; xs (T, m); ds, mask (T, n);
+    W (n, K), y (n,), P (n, n, K) C-contiguous, one float type; xs (T, m); ds, mask (T, n);
     lr float (0 = weights fixed); act int code; tf bool; use_blas bool;
-    clip_norm float (> 0: per-step gradient norm clipping before the weight change).
-    Returns (W, y, P, ys (T, n), G (n, K)) as in :func:`rtrl.reference.rtrl_run`.
+    clip_norm float (> 0: a per-step gradient with a larger Frobenius norm is scaled to that
+    norm before the weight change). Returns (W, y, P, ys (T, n), G (n, K)) as
+    :func:`rtrl.reference.rtrl_run` (G sums the unclipped per-step gradients).
     """
     n, K = W.shape
     m = K - 1 - n
     nK = n * K
     T = xs.shape[0]
+    dt = W.dtype
     W = W.copy()
     y = y.copy()
-    P2 = P.copy().reshape(n, nK)  # P as rows of n*K numbers: (n, nK)
-    Pn2 = np.empty((n, nK))
-    Wrec = np.ascontiguousarray(W[:, m + 1:])  # (n, n), kept in step with W
-    ys = np.empty((T, n))
-    G = np.zeros((n, K))
-    z = np.empty(K)
-    yn = np.empty(n)
-    fp = np.empty(n)
-    e = np.empty(n)
-    g = np.empty(nK)
+    # Two buffers of n+1 rows: rows :n hold P (n, nK), row n the gradient row of the product.
+    Pa = np.zeros((n + 1, nK), dt)
+    Pa[:n] = P.reshape(n, nK)
+    Pb = np.zeros((n + 1, nK), dt)
+    Aext = np.zeros((n + 1, n), dt)  # [diag(f') W_rec diag(keep); e^T (that)]
+    keep = np.ones(n, dt)  # 0 for units forced at the previous step (their P rows count as 0)
+    ys = np.empty((T, n), dt)
+    G = np.zeros((n, K), dt)
+    z = np.empty(K, dt)
+    fp = np.empty(n, dt)
+    e = np.empty(n, dt)
     for t in range(T):
         # z(t) = [x(t), 1, y(t)]
         for j in range(m):
@@ -71,74 +116,292 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0)
         z[m] = 1.0
         for k in range(n):
             z[m + 1 + k] = y[k]
-        # s(t) = W z(t); y(t+1) = f(s(t))
+        # s(t) = W z(t); y(t+1) = f(s(t)); e(t) = mask (d - y(t+1))
         any_target = False
         for k in range(n):
             s = 0.0
             for j in range(K):
                 s += W[k, j] * z[j]
-            yn[k] = _f(s, act)
-            fp[k] = _fprime(yn[k], act)
+            yk = _f(s, act)
+            ys[t, k] = yk
+            fp[k] = _fprime(yk, act)
             if mask[t, k]:
-                e[k] = ds[t, k] - yn[k]
+                e[k] = ds[t, k] - yk
                 any_target = True
             else:
                 e[k] = 0.0
-            ys[t, k] = yn[k]
-        # P(t+1) = diag(f') (W_rec P(t) + delta z)   (paper eq. 12)
-        if use_blas:
-            np.dot(Wrec, P2, Pn2)
-        else:
-            for k in range(n):
-                for q in range(nK):
-                    Pn2[k, q] = 0.0
-                for l in range(n):
-                    w = Wrec[k, l]
-                    if w != 0.0:
-                        for q in range(nK):
-                            Pn2[k, q] += w * P2[l, q]
+        # Aext: A(t) = diag(f') W_rec diag(keep); last row e^T A(t)
+        for l in range(n):
+            Aext[n, l] = 0.0
         for k in range(n):
+            c = fp[k]
+            ek = e[k]
+            for l in range(n):
+                a = c * W[k, m + 1 + l] * keep[l]
+                Aext[k, l] = a
+                Aext[n, l] += ek * a
+        rows = n + 1 if any_target else n
+        # Paper eq. 12 (and the gradient row): Pb[:rows] = Aext[:rows] @ P(t)
+        if use_blas:
+            np.dot(Aext[:rows], Pa[:n], Pb[:rows])
+        else:
+            # NOTE: 1-D row views and four rows of P per pass let LLVM vectorise this loop; the
+            # sum keeps the order of the plain loop over l.
+            for k in range(rows):
+                o = Pb[k]
+                for q in range(nK):
+                    o[q] = 0.0
+                l = 0
+                while l + 4 <= n:
+                    a0 = Aext[k, l]
+                    a1 = Aext[k, l + 1]
+                    a2 = Aext[k, l + 2]
+                    a3 = Aext[k, l + 3]
+                    p0 = Pa[l]
+                    p1 = Pa[l + 1]
+                    p2 = Pa[l + 2]
+                    p3 = Pa[l + 3]
+                    for q in range(nK):
+                        o[q] = o[q] + a0 * p0[q] + a1 * p1[q] + a2 * p2[q] + a3 * p3[q]
+                    l += 4
+                while l < n:
+                    a0 = Aext[k, l]
+                    p0 = Pa[l]
+                    for q in range(nK):
+                        o[q] = o[q] + a0 * p0[q]
+                    l += 1
+        # + B(t): f'_k z_j on the diagonal blocks; the gradient row gets (e o f') (x) z
+        for k in range(n):
+            c = fp[k]
             base = k * K
             for j in range(K):
-                Pn2[k, base + j] += z[j]
-            c = fp[k]
-            for q in range(nK):
-                Pn2[k, q] *= c
-        # dJ(t)/dW = -sum_k e_k P(t+1)[k]; real-time update W -= lr * dJ(t)/dW
+                Pb[k, base + j] += c * z[j]
         if any_target:
-            for q in range(nK):
-                g[q] = 0.0
-            for k in range(n):
-                ek = e[k]
-                if ek != 0.0:
-                    for q in range(nK):
-                        g[q] -= ek * Pn2[k, q]
+            # Row n now holds -dJ(t)/dW (paper eq. 13 with the un-zeroed P(t+1)).
+            for i in range(n):
+                c = e[i] * fp[i]
+                base = i * K
+                for j in range(K):
+                    Pb[n, base + j] += c * z[j]
             for i in range(n):
                 for j in range(K):
-                    G[i, j] += g[i * K + j]
+                    G[i, j] -= Pb[n, i * K + j]
             if lr != 0.0:
                 scale = lr
                 if clip_norm > 0.0:
                     norm = 0.0
                     for q in range(nK):
-                        norm += g[q] * g[q]
+                        norm += Pb[n, q] * Pb[n, q]
                     norm = np.sqrt(norm)
                     if norm > clip_norm:
                         scale = lr * clip_norm / norm
+                # Real-time update W -= lr dJ(t)/dW (paper eq. 14, every step)
                 for i in range(n):
                     for j in range(K):
-                        W[i, j] -= scale * g[i * K + j]
-                    for l in range(n):
-                        Wrec[i, l] = W[i, m + 1 + l]
-        # Teacher forcing: forced units feed their target and lose their sensitivity.
+                        W[i, j] += scale * Pb[n, i * K + j]
+        # Teacher forcing (paper eqs. 17-19): forced units feed their target forward and
+        # their sensitivities count as zero from now on (applied through `keep`).
         for k in range(n):
             if tf and mask[t, k]:
                 y[k] = ds[t, k]
-                for q in range(nK):
-                    Pn2[k, q] = 0.0
+                keep[k] = 0.0
             else:
-                y[k] = yn[k]
-        tmp = P2
-        P2 = Pn2
-        Pn2 = tmp
-    return W, y, P2.reshape(n, n, K).copy(), ys, G
+                y[k] = ys[t, k]
+                keep[k] = 1.0
+        tmp = Pa
+        Pa = Pb
+        Pb = tmp
+    Pout = Pa[:n].copy()
+    for k in range(n):
+        if keep[k] == 0.0:
+            for q in range(nK):
+                Pout[k, q] = 0.0
+    return W, y, Pout.reshape(n, n, K), ys, G
+
+
+@njit(cache=True, fastmath={"contract"})
+def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
+    """Compiled real-time RTRL over B independent streams, batch axis innermost.
+
+    Layout (all C-contiguous, one float type; b = stream, innermost for SIMD):
+    W (n, K, B), y (n, B), P (n, nK, B), xs (T, m, B), ds (T, n, B), mask (T, n, B) bool.
+    Same arithmetic as :func:`rtrl_run_kernel` with explicit loops, per stream.
+    Returns (W (n, K, B), y (n, B), P (n, nK, B), ys (T, n, B), G (n, K, B)).
+    """
+    n, K, B = W.shape
+    m = K - 1 - n
+    nK = n * K
+    T = xs.shape[0]
+    dt = W.dtype
+    W = W.copy()
+    y = y.copy()
+    Pa = np.zeros((n + 1, nK, B), dt)
+    Pa[:n] = P
+    Pb = np.zeros((n + 1, nK, B), dt)
+    Aext = np.zeros((n + 1, n, B), dt)
+    keep = np.ones((n, B), dt)
+    ys = np.empty((T, n, B), dt)
+    G = np.zeros((n, K, B), dt)
+    z = np.empty((K, B), dt)
+    fp = np.empty((n, B), dt)
+    e = np.empty((n, B), dt)
+    ef = np.empty((n, B), dt)
+    acc = np.empty(B, dt)
+    scale = np.empty(B, dt)
+    # NOTE: every inner loop runs over the stream axis b through 1-D views, which LLVM vectorises.
+    for t in range(T):
+        for j in range(m):
+            z[j] = xs[t, j]
+        z[m] = 1.0
+        for k in range(n):
+            z[m + 1 + k] = y[k]
+        # s(t) = W z(t); y(t+1) = f(s(t)); e(t)
+        for k in range(n):
+            acc[:] = 0.0
+            for j in range(K):
+                w = W[k, j]
+                zj = z[j]
+                for b in range(B):
+                    acc[b] = acc[b] + w[b] * zj[b]
+            yt = ys[t, k]
+            fk = fp[k]
+            ek = e[k]
+            efk = ef[k]
+            dk = ds[t, k]
+            mk = mask[t, k]
+            for b in range(B):
+                yk = _f(acc[b], act)
+                yt[b] = yk
+                fk[b] = _fprime(yk, act)
+                ek[b] = dk[b] - yk if mk[b] else 0.0
+                efk[b] = ek[b] * fk[b]
+        # Aext = [diag(f') W_rec diag(keep); e^T (that)]
+        an = Aext[n]
+        an[:, :] = 0.0
+        for k in range(n):
+            fk = fp[k]
+            ek = e[k]
+            for l in range(n):
+                w = W[k, m + 1 + l]
+                kp = keep[l]
+                ak = Aext[k, l]
+                anl = an[l]
+                for b in range(B):
+                    a = fk[b] * w[b] * kp[b]
+                    ak[b] = a
+                    anl[b] = anl[b] + ek[b] * a
+        # Pb = Aext @ P(t), per stream
+        for k in range(n + 1):
+            for q in range(nK):
+                o = Pb[k, q]
+                o[:] = 0.0
+                for l in range(n):
+                    a = Aext[k, l]
+                    p = Pa[l, q]
+                    for b in range(B):
+                        o[b] = o[b] + a[b] * p[b]
+        # + B(t), and (e o f') (x) z on the gradient row n (which then holds -dJ(t)/dW)
+        for k in range(n):
+            fk = fp[k]
+            efk = ef[k]
+            for j in range(K):
+                zj = z[j]
+                o = Pb[k, k * K + j]
+                g = Pb[n, k * K + j]
+                gs = G[k, j]
+                for b in range(B):
+                    o[b] = o[b] + fk[b] * zj[b]
+                    g[b] = g[b] + efk[b] * zj[b]
+                    gs[b] = gs[b] - g[b]
+        if lr != 0.0:
+            scale[:] = lr
+            if clip_norm > 0.0:
+                acc[:] = 0.0
+                for q in range(nK):
+                    g = Pb[n, q]
+                    for b in range(B):
+                        acc[b] = acc[b] + g[b] * g[b]
+                for b in range(B):
+                    norm = np.sqrt(acc[b])
+                    if norm > clip_norm:
+                        scale[b] = lr * clip_norm / norm
+            # real-time update W -= lr dJ(t)/dW, per stream
+            for i in range(n):
+                for j in range(K):
+                    w = W[i, j]
+                    g = Pb[n, i * K + j]
+                    for b in range(B):
+                        w[b] = w[b] + scale[b] * g[b]
+        # teacher forcing: forced units feed their target; their P rows count as 0
+        for k in range(n):
+            yk = y[k]
+            kp = keep[k]
+            yt = ys[t, k]
+            dk = ds[t, k]
+            mk = mask[t, k]
+            for b in range(B):
+                forced = tf and mk[b]
+                yk[b] = dk[b] if forced else yt[b]
+                kp[b] = 0.0 if forced else 1.0
+        tmp = Pa
+        Pa = Pb
+        Pb = tmp
+    Pout = Pa[:n].copy()
+    for k in range(n):
+        kp = keep[k]
+        for q in range(nK):
+            o = Pout[k, q]
+            for b in range(B):
+                o[b] = o[b] * kp[b]
+    return W, y, Pout, ys, G
+
+
+@njit(cache=True, fastmath={"contract"})
+def _run_streams_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
+    """B streams one after the other with the single-stream BLAS kernel (large networks).
+
+    W (B, n, K), y (B, n), P (B, n, n, K), xs (B, T, m), ds, mask (B, T, n).
+    """
+    Bn = W.shape[0]
+    T = xs.shape[1]
+    n, K = W.shape[1], W.shape[2]
+    Wo = np.empty_like(W)
+    yo = np.empty_like(y)
+    Po = np.empty_like(P)
+    ys = np.empty((Bn, T, n), W.dtype)
+    G = np.empty((Bn, n, K), W.dtype)
+    for b in range(Bn):
+        Wb, yb, Pb, ysb, Gb = rtrl_run_kernel(W[b], y[b], P[b], xs[b], ds[b], mask[b], lr, act, tf, True,
+                                              clip_norm)
+        Wo[b] = Wb
+        yo[b] = yb
+        Po[b] = Pb
+        ys[b] = ysb
+        G[b] = Gb
+    return Wo, yo, Po, ys, G
+
+
+def run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
+    """Run B independent streams; stream-first arrays in and out.
+
+    W (B, n, K), y (B, n), P (B, n, n, K), xs (B, T, m), ds (B, T, n), mask (B, T, n) bool,
+    all of one float type. ``use_blas`` False: the batch-innermost loop kernel (small n);
+    True: each stream through the single-stream BLAS kernel. Returns
+    (W (B, n, K), y (B, n), P (B, n, n, K), ys (B, T, n), G (B, n, K)); each stream's result
+    is that of :func:`rtrl_run_kernel` on it alone (to rounding).
+    """
+    if use_blas:
+        c = np.ascontiguousarray
+        return _run_streams_kernel(c(W), c(y), c(P), c(xs), c(ds), c(mask), lr, act, tf, clip_norm)
+    Bn, n, K = W.shape
+    # NOTE: stream axis moved innermost so each operation runs across all streams at once.
+    Wt = np.ascontiguousarray(np.moveaxis(W, 0, -1))  # (n, K, B)
+    yt = np.ascontiguousarray(y.T)  # (n, B)
+    Pt = np.ascontiguousarray(np.moveaxis(P.reshape(Bn, n, n * K), 0, -1))  # (n, nK, B)
+    xt = np.ascontiguousarray(np.moveaxis(xs, 0, -1))  # (T, m, B)
+    dt_ = np.ascontiguousarray(np.moveaxis(ds, 0, -1))  # (T, n, B)
+    mt = np.ascontiguousarray(np.moveaxis(mask, 0, -1))  # (T, n, B)
+    Wo, yo, Po, ys, G = rtrl_run_batched_kernel(Wt, yt, Pt, xt, dt_, mt, lr, act, tf, clip_norm)
+    return (np.ascontiguousarray(np.moveaxis(Wo, -1, 0)), np.ascontiguousarray(yo.T),
+            np.ascontiguousarray(np.moveaxis(Po, -1, 0)).reshape(Bn, n, n, K),
+            np.ascontiguousarray(np.moveaxis(ys, -1, 0)), np.ascontiguousarray(np.moveaxis(G, -1, 0)))
