@@ -18,7 +18,7 @@ class DnmsParams(Params):
     pattern bit to the output that judges it (2 = one hidden step, as in pipelined XOR);
     ``low``/``high``: target levels for "match" / "nonmatch"."""
 
-    p_cue: float = 0.25
+    p_cue: float = 0.5
     delay: int = 2
     low: float = 0.1
     high: float = 0.9
@@ -39,7 +39,9 @@ class DelayedNonmatch(Task):
     say whether the pattern bit differs from the stored one: ``high`` for nonmatch, ``low``
     for match, due ``delay`` steps later: ``targets[t]`` judges ``xs[t + 1 - delay]``.
 
-    NOTE (choices the paper leaves open): the cue steps themselves get no target (the
+    NOTE (choices the paper leaves open): the paper says the cue bit "is set randomly as
+    well", like the pattern bit, so ``p_cue`` = 1/2 by default (with 1/4 the sample must be
+    held longer and RTRL needs more units and steps; see docs/experiments.md). The cue steps themselves get no target (the
     sample is compared with *subsequent* patterns), nor do steps before the first cue.
     Nonmatch = XOR(pattern, stored), so a one-layer read-out cannot give it at y(t+1);
     the default delay 2 leaves one step for a hidden layer, as in pipelined XOR.

@@ -49,6 +49,7 @@ NOTE (choices the paper leaves open, see docs/experiments.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -148,13 +149,32 @@ class TuringParams(Params):
 
 
 class TuringState(NamedTuple):
-    """The environment's state: the tape (None between strings), head, controller state, and
-    the action targets not yet due (``delay - 1`` of them)."""
+    """The environment's state: the current string (None between strings), how many of its
+    machine steps have been shown, and the action targets not yet due (``delay - 1`` of them)."""
 
-    tape: tuple | None
-    head: int
-    ctrl: str
+    string: str | None
+    pos: int
     pending: tuple
+
+
+@functools.lru_cache(maxsize=4096)
+def _trace_arrays(string: str, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """The machine's whole run on ``string``: inputs (S, 5) one-hot and actions (S, 4), NaN = none."""
+    trace = run_machine(string)
+    xs = np.zeros((len(trace), len(SYMBOLS)))
+    vs = np.full((len(trace), len(ACTIONS)), np.nan)
+    lvl = (low, high)
+    for i, (_, sym, act) in enumerate(trace):
+        xs[i, SYMBOLS.index(sym)] = 1.0
+        vs[i, 0] = lvl[act.write]
+        vs[i, 2] = lvl[act.halt]
+        if act.halt:
+            vs[i, 3] = lvl[act.balanced]
+        else:
+            vs[i, 1] = lvl[act.move > 0]
+    xs.flags.writeable = False
+    vs.flags.writeable = False
+    return xs, vs
 
 
 @register
@@ -183,29 +203,38 @@ class TuringParens(Task):
             if not is_balanced(s):
                 return s
 
+    def trace(self, string: str) -> tuple[np.ndarray, np.ndarray]:
+        """The machine's run on one string: symbols read (S, 5) one-hot and actions (S, 4)."""
+        return _trace_arrays(string, self.params.low, self.params.high)
+
     def reset(self, rng):
         nan = (np.nan,) * len(ACTIONS)
-        return TuringState(None, 0, "R", (nan,) * (self.params.delay - 1))
+        return TuringState(None, 0, (nan,) * (self.params.delay - 1))
 
-    def step(self, state, rng):
+    def rollout(self, state, n_steps, rng):
+        """Whole strings at a time: the machine's run on each string is computed once (cached).
+
+        A new string is drawn when a step starts with no string on the tape (the first step
+        of the stream, or the step after a halt), exactly as a loop of :meth:`step` would.
+        """
         rng = check_random_state(rng)
-        p = self.params
-        tape, head, ctrl = state.tape, state.head, state.ctrl
-        if tape is None:  # the machine halted (or the stream starts): a new string
-            tape, head, ctrl = tuple("<" + self.draw_string(rng) + ">"), 1, "R"
-        sym = tape[head]
-        x = np.zeros(len(SYMBOLS))
-        x[SYMBOLS.index(sym)] = 1.0
-        act = controller(ctrl, sym)
-        lvl = (p.low, p.high)
-        v = (lvl[act.write], np.nan if act.halt else lvl[act.move > 0], lvl[act.halt],
-             lvl[act.balanced] if act.halt else np.nan)
-        if act.halt:
-            new = TuringState(None, 0, "R", ())
-        else:
-            if act.write:
-                tape = tape[:head] + ("X",) + tape[head + 1:]
-            new = TuringState(tape, head + act.move, act.next, ())
-        full = state.pending + (v,)
-        target = np.array(full[0], dtype=np.float64)
-        return new._replace(pending=full[1:]), x, target
+        xs_parts, vs_parts = [], []
+        string, pos, left = state.string, state.pos, n_steps
+        while left > 0:
+            if string is None:
+                string, pos = self.draw_string(rng), 0
+            txs, tvs = self.trace(string)
+            take = min(left, len(txs) - pos)
+            xs_parts.append(txs[pos:pos + take])
+            vs_parts.append(tvs[pos:pos + take])
+            pos += take
+            left -= take
+            if pos == len(txs):
+                string, pos = None, 0
+        k = len(ACTIONS)
+        xs = np.concatenate(xs_parts) if xs_parts else np.empty((0, len(SYMBOLS)))
+        vs = np.concatenate(vs_parts) if vs_parts else np.empty((0, k))
+        full = np.concatenate([np.asarray(state.pending, dtype=np.float64).reshape(-1, k), vs])
+        ds = full[:n_steps].copy()  # targets[t] = action for xs[t + 1 - delay]
+        pending = tuple(tuple(row) for row in full[n_steps:].tolist())
+        return TuringState(string, pos, pending), xs, ds

@@ -1,0 +1,181 @@
+"""One training run (run_one), its spec, and the claims' bookkeeping."""
+
+import dataclasses
+import doctest
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import rtrl.experiments.training as training
+from rtrl.experiments.claims import CLAIMS, MIN_RATE, Claim, get_claim
+from rtrl.experiments.training import RunResult, RunSpec, make_spec, run_one, task_defaults
+from rtrl.tasks import list_tasks
+
+
+def spec(**kw):
+    base = dict(task="flip-flop", task_params=(), units=1, learning_rate=1.0, teacher_forcing=False,
+                steps=20_000, seed=0, weight_scale=0.1, window=2000, eval_steps=2000)
+    base.update(kw)
+    return RunSpec(**base)
+
+
+# -- RunSpec ---------------------------------------------------------------------------------------
+def test_spec_normalises_params_is_hashable_and_json():
+    a = spec(task="pipelined-xor", task_params={"low": 0.2, "delay": 3}, units=4)
+    b = spec(task="pipelined-xor", task_params=(("delay", 3), ("low", 0.2)), units=4)
+    assert a == b and hash(a) == hash(b)
+    assert a.task_params == (("delay", 3), ("low", 0.2))
+    d = json.loads(json.dumps(a.to_dict()))
+    assert d["task_params"] == {"delay": 3, "low": 0.2} and d["units"] == 4
+    assert pickle.loads(pickle.dumps(a)) == a
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.units = 5
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"task": "xor"}, "unknown task"),
+    ({"task_params": {"delay": 2}}, "no parameter"),
+    ({"task": "turing-parens", "units": 3}, "units.*4 target units"),
+    ({"steps": 0}, "steps"),
+    ({"seed": -1}, "seed"),
+    ({"learning_rate": -0.1}, "learning_rate"),
+    ({"weight_scale": float("nan")}, "weight_scale"),
+    ({"activation": "relu"}, "activation"),
+])
+def test_spec_rejects_bad_values(kw, match):
+    with pytest.raises(ValueError, match=match):
+        spec(**kw)
+
+
+def test_task_defaults_cover_every_task():
+    for name in list_tasks():
+        d = task_defaults(name)
+        for key in ("units", "learning_rate", "teacher_forcing", "steps", "weight_scale"):
+            assert key in d
+        s = make_spec(name, seed=1)
+        assert s.units >= s.make_task().n_targets
+    assert task_defaults("oscillator", wave="square")["units"] == 2
+    with pytest.raises(ValueError, match="unknown task"):
+        task_defaults("nope")
+
+
+# -- run_one ---------------------------------------------------------------------------------------
+def test_run_learns_flip_flop_and_is_deterministic():
+    r1, r2 = run_one(spec()), run_one(spec())
+    assert r1.success and r1.final_error == 0.0
+    assert r1.steps_to_learn is not None and 0 < r1.steps_to_learn < r1.extra["steps_trained"]
+    # early stop: the run ended soon after the window held, not at the budget
+    assert r1.extra["steps_trained"] <= r1.steps_to_learn + 2000 + 500 + 500
+    assert r1.curve == r2.curve and r1.steps_to_learn == r2.steps_to_learn
+    r3 = run_one(spec(seed=1))
+    assert r3.curve != r1.curve
+    d = json.loads(json.dumps(r1.to_dict()))
+    assert d["success"] is True and d["spec"]["task"] == "flip-flop" and len(d["curve"]) == len(r1.curve)
+
+
+def test_no_learning_means_no_success():
+    """The success test is not trivially passed: with learning off nothing is learned."""
+    r = run_one(spec(task="pipelined-xor", units=3, learning_rate=0.0, steps=20_000))
+    assert not r.success and r.steps_to_learn is None
+    assert 0.2 < r.final_error <= 1.0
+    assert r.extra["steps_trained"] == 20_000
+    assert r.curve[-1][0] == 20_000 and all(0.0 <= e <= 1.0 for _, e in r.curve)
+
+
+def test_test_failure_restarts_the_window(monkeypatch):
+    """A window without training errors is not enough: the frozen test must pass too."""
+    calls = []
+    orig = training._wrong
+
+    def wrong_only_in_tests(ys, ds, binary, tol):
+        bad, mask = orig(ys, ds, binary, tol)
+        calls.append(len(ys))
+        if len(ys) == 777:  # the frozen test: call everything wrong
+            return mask.copy(), mask
+        return np.zeros_like(bad), mask
+
+    monkeypatch.setattr(training, "_wrong", wrong_only_in_tests)
+    r = run_one(spec(steps=10_000, window=1000, eval_steps=777, chunk=500))
+    assert not r.success and r.final_error == 1.0
+    assert r.extra["tests"] == 10  # one test per 1000 error-free steps, each failing
+
+
+def test_oscillator_run_reports_free_run():
+    s = make_spec("oscillator", seed=0, task_params={"wave": "square"})
+    r = run_one(s)
+    assert r.success and s.teacher_forcing
+    fr, tg = np.array(r.extra["free_run"]), np.array(r.extra["target"])
+    assert fr.shape == tg.shape == (s.eval_steps,)
+    assert np.all((fr > 0.5) == (tg > 0.5))  # the free run is on the right side of 0.5 everywhere
+    assert set(np.unique(tg)) == {0.1, 0.9}
+
+
+def test_chunk_size_does_not_change_training_before_the_first_test():
+    """The stream and the weights do not depend on the chunking (the test comes at chunk ends only)."""
+    a = run_one(spec(task="pipelined-xor", units=3, steps=3000, chunk=1000, window=10**6))
+    b = run_one(spec(task="pipelined-xor", units=3, steps=3000, chunk=300, window=10**6))
+    assert a.final_error == b.final_error
+
+
+def test_docstring_example():
+    result = doctest.testmod(training, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+# -- claims ----------------------------------------------------------------------------------------
+def fake(spec_, success, steps=1000):
+    return RunResult(spec_, success, steps if success else None, 0.0 if success else 0.5, [], {}, 0.0)
+
+
+def test_claims_are_well_formed():
+    ids = [c.id for c in CLAIMS]
+    assert len(ids) == len(set(ids))
+    for needed in ("xor-tau2-3units", "xor-delay-units", "seqrec-2units", "dnms", "turing-units",
+                   "osc-0101-tf", "osc-0101-notf", "osc-square-tf", "osc-sine-tf", "flip-flop"):
+        assert needed in ids
+    for c in CLAIMS:
+        q, f = c.specs(quick=True), c.specs(quick=False)
+        assert 0 < len(q) < len(f)
+        assert len(c.specs(quick=True, seeds=1)) == len(c.grid)
+        assert all(s.task == c.task for s in f)
+        assert len(set(f)) == len(f)  # no duplicate runs
+    assert get_claim("dnms").task == "delayed-nonmatch"
+    with pytest.raises(ValueError, match="unknown claim"):
+        get_claim("nope")
+
+
+@pytest.mark.parametrize("kind, wins, holds", [("positive", 3, True), ("positive", 2, False),
+                                               ("negative", 2, True), ("negative", 3, False),
+                                               ("all", 5, True), ("all", 4, False)])
+def test_summarise_kinds(kind, wins, holds):
+    assert MIN_RATE == 0.5
+    c = Claim("x", "flip-flop", "c", "p", settings=dict(units=1), kind=kind)
+    specs = c.specs(quick=False, seeds=5 if kind == "all" else 5)
+    results = [fake(s, i < wins) for i, s in enumerate(specs)]
+    sm = c.summarise(results)
+    assert sm["holds"] is holds and sm["successes"] == wins and sm["seeds"] == 5
+    assert sm["median_steps"] == 1000 and isinstance(sm["measured"], str)
+    json.dumps(sm)
+
+
+def test_xor_table_verdict():
+    c = get_claim("xor-delay-units")
+    specs = c.specs(quick=False, seeds=2)
+    need = {2: 3, 3: 4, 4: 5}
+    results = [fake(s, s.units >= need[s.params["delay"]]) for s in specs]
+    sm = c.summarise(results)
+    assert sm["holds"] and "tau=4: 5 units" in sm["measured"]
+    rows = {(r["delay"], r["units"]): r for r in sm["table"]}
+    assert rows[(3, 3)]["success_rate"] == 0.0 and rows[(3, 4)]["success_rate"] == 1.0
+    flat = [fake(s, s.units >= 3) for s in specs]  # every delay learns with 3 units: claim fails
+    assert not c.summarise(flat)["holds"]
+
+
+def test_turing_table_verdict():
+    c = get_claim("turing-units")
+    specs = c.specs(quick=False, seeds=2)
+    assert not c.summarise([fake(s, s.units >= 8) for s in specs])["holds"]
+    sm = c.summarise([fake(s, s.units >= 12) for s in specs])
+    assert sm["holds"] and "smallest that learned: 12" in sm["measured"]
