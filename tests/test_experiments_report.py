@@ -164,3 +164,24 @@ def test_dumps_is_json_with_curves_on_one_line():
     assert '"a": [[1, 0.5], [2, 0.25]]' in text and '"x": [1, 2, 3]' in text
     with pytest.raises(ValueError):
         report.dumps({"bad": float("nan")})
+
+
+def test_free_runs_are_pooled_across_claims_on_the_same_wave(tmp_path):
+    from rtrl.experiments import pipeline
+
+    wave = {"free_run": [0.1, 0.9] * 10, "target": [0.1, 0.9] * 10}
+    osc = {tf: [result(s, tf, 5 if tf else None, 0.0, units=1, teacher_forcing=tf, task="oscillator",
+                       task_params={"wave": "alternating"}, extra=wave) for s in range(2)] for tf in (True, False)}
+    sine = [result(0, True, 5, 0.0, units=2, teacher_forcing=True, task="oscillator", task_params={"wave": "sine"},
+                   extra=wave)]
+    by_claim = [(FakeClaim(i, "oscillator", "", "", True), rs)
+                for i, rs in (("tf", osc[True]), ("notf", osc[False]), ("sine", sine), ("xor", RESULTS))]
+    pools = pipeline._free_run_pools(by_claim)
+    assert set(pools) == {"tf", "notf"}  # the sine and xor claims have no companion
+    stem, runs = pools["tf"]
+    assert pools["notf"][0] == stem == "oscillator-wave-alternating"
+    assert sorted((r.spec.teacher_forcing, r.spec.seed) for r in runs) == [(False, 0), (False, 1), (True, 0), (True, 1)]
+    figs_tf = figures.figures_for_claim({"id": "tf"}, osc[True], tmp_path, free_runs=pools["tf"])
+    figs_notf = figures.figures_for_claim({"id": "notf"}, osc[False], tmp_path, free_runs=pools["notf"])
+    assert figs_tf[-1][1] == figs_notf[-1][1] == tmp_path / "oscillator-wave-alternating-free-run.png"
+    assert png(figs_tf[-1][1]).shape[0] > png(figures.free_run_vs_target(osc[True], tmp_path / "1.png")).shape[0]

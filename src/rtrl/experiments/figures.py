@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .report import group_by_config
 
@@ -65,54 +66,83 @@ def _short_label(cfg, keys) -> str:
     return ", ".join(f"{k}={flat.get(k)}" for k in keys)
 
 
-def learning_curves(results, path, title="") -> Path | None:
-    """Error vs step for every run (coloured by configuration); None when no run has a curve."""
+def _steps(value, _pos=None) -> str:
+    """Tick label for a step count: 25k, 1.5M."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"
+
+
+def _colours(n):
+    """n distinguishable colours: the qualitative cycle up to 10, a sequential map beyond."""
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(1, n - 1)) for i in range(n)]
+
+
+def learning_curves(results, path, title="", ylabel="fraction wrong") -> Path | None:
+    """Error vs step for every run; None when no run has a curve.
+
+    One configuration: one colour per seed. Several: one colour per configuration; when two or more
+    settings vary (e.g. delay and units), one panel per value of the first (at most 6 panels).
+    """
     groups = [(cfg, [r for r in rs if getattr(r, "curve", None)]) for cfg, rs in group_by_config(results)]
     groups = [(cfg, rs) for cfg, rs in groups if rs]
     if not groups:
         return None
-    fig, axes = _new(size=(7.0, 4.2))
-    ax = axes[0, 0]
     keys = _varying([cfg for cfg, _ in groups])
-    positive = True
-    for g, (cfg, rs) in enumerate(groups):
-        for i, r in enumerate(rs):
-            curve = np.asarray(r.curve, dtype=float).reshape(-1, 2)  # (points, [step, error])
-            positive &= bool(np.all(curve[:, 1] > 0))
-            # one colour per configuration; with a single configuration, one per seed
-            colour = f"C{(g if len(groups) > 1 else i) % 10}"
-            label = (_short_label(cfg, keys) if i == 0 else None) if len(groups) > 1 else f"seed {r.spec.seed}"
-            ax.plot(curve[:, 0], curve[:, 1], color=colour, alpha=0.6, lw=1, label=label)
-            if r.success and r.steps_to_learn is not None:
-                ax.axvline(r.steps_to_learn, color=colour, alpha=0.25, lw=0.8, ls=":")
-    if positive:
-        ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("error")
-    ax.set_title(title or "learning curves", fontsize=10)
-    if sum(len(rs) for _, rs in groups) <= 12 or len(groups) > 1:
-        ax.legend(fontsize=6, loc="best", ncol=2)
-    ax.grid(alpha=0.3)
+    panel_key = None
+    if len(keys) >= 2 and len({repr(_flat(cfg).get(keys[0])) for cfg, _ in groups}) <= 6:
+        panel_key, keys = keys[0], keys[1:]
+    panels: dict[str, list] = {}
+    for cfg, rs in groups:
+        name = f"{panel_key}={_flat(cfg).get(panel_key)}" if panel_key else ""
+        panels.setdefault(name, []).append((cfg, rs))
+    fig, axes = _new(1, len(panels), size=(min(14.0, 3.4 + 3.6 * len(panels)), 4.2))
+    for ax, (name, mine) in zip(axes[0], panels.items()):
+        several = len(mine) > 1
+        colours = _colours(len(mine) if several else len(mine[0][1]))
+        for g, (cfg, rs) in enumerate(mine):
+            for i, r in enumerate(rs):
+                curve = np.asarray(r.curve, dtype=float).reshape(-1, 2)  # (points, [step, error])
+                colour = colours[g if several else i]
+                label = (_short_label(cfg, keys) if i == 0 else None) if several else f"seed {r.spec.seed}"
+                ax.plot(curve[:, 0], curve[:, 1], color=colour, alpha=0.6, lw=1, label=label)
+                if r.success and r.steps_to_learn is not None:
+                    ax.axvline(r.steps_to_learn, color=colour, alpha=0.25, lw=0.8, ls=":")
+        ax.set_xlabel("training step")
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps))
+        ax.set_title(name, fontsize=9)
+        if several or len(mine[0][1]) <= 12:
+            ax.legend(fontsize=6, loc="upper right", ncol=1 if len(mine) <= 8 else 2)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    fig.suptitle(title or "learning curves", fontsize=10)
     return _save(fig, path)
 
 
 def free_run_vs_target(results, path, title="", max_steps=200) -> Path | None:
-    """For each configuration, the first run's free-running output against its target.
+    """For each configuration, a free-running output against its target (teacher forcing on/off side by side).
 
-    Uses ``result.extra["free_run"]`` and ``["target"]`` (arrays (T,) or (T, k)); None when no run has them.
+    Shows the first run of the configuration that learned (or its first run if none did). Uses
+    ``result.extra["free_run"]`` and ``["target"]`` (arrays (T,) or (T, k)); None when no run has them.
     """
     panels = []
     for cfg, rs in group_by_config(results):
-        for r in rs:
-            extra = getattr(r, "extra", None) or {}
-            if extra.get("free_run") is not None and extra.get("target") is not None:
-                panels.append((cfg, r))
-                break
+        have = [r for r in rs if (getattr(r, "extra", None) or {}).get("free_run") is not None
+                and r.extra.get("target") is not None]
+        if have:
+            shown = next((r for r in have if r.success), have[0])
+            panels.append((cfg, shown, sum(r.success for r in rs), len(rs)))
     if not panels:
         return None
+    panels.sort(key=lambda p: not p[0].get("teacher_forcing"))  # with teacher forcing first
     fig, axes = _new(len(panels), 1, size=(7.0, 2.2 * len(panels) + 0.4))
-    keys = [k for k in _varying([cfg for cfg, _ in panels]) if k != "teacher_forcing"]
-    for ax, (cfg, r) in zip(axes[:, 0], panels):
+    keys = [k for k in _varying([p[0] for p in panels]) if k != "teacher_forcing"]
+    for ax, (cfg, r, wins, runs) in zip(axes[:, 0], panels):
         free = np.asarray(r.extra["free_run"], dtype=float)
         target = np.asarray(r.extra["target"], dtype=float)
         free = free.reshape(len(free), -1)[:max_steps]  # (T, k)
@@ -123,8 +153,9 @@ def free_run_vs_target(results, path, title="", max_steps=200) -> Path | None:
             ax.plot(free[:, k], color=f"C{k}", lw=1.0, marker=".", ms=3, label=f"free run {k}")
         tf = cfg.get("teacher_forcing")
         state = "learned" if r.success else "not learned"
-        ax.set_title(f"{'with' if tf else 'without'} teacher forcing, {_flat(cfg).get('units')} units "
-                     f"(seed {r.spec.seed}, {state})" + (f": {_short_label(cfg, keys)}" if keys else ""), fontsize=8)
+        ax.set_title(f"{'with' if tf else 'without'} teacher forcing, {_flat(cfg).get('units')} units: "
+                     f"{wins}/{runs} runs learned; shown: seed {r.spec.seed} ({state})"
+                     + (f"; {_short_label(cfg, keys)}" if keys else ""), fontsize=8)
         ax.set_ylim(-0.05, 1.05) if np.nanmin(target) >= 0 else None
         ax.set_xlabel("step (free run after training)")
         ax.legend(fontsize=6, loc="upper right", ncol=2)
@@ -204,8 +235,12 @@ def delay_units_heatmap(table, path, title="") -> Path | None:
     return _save(fig, path)
 
 
-def figures_for_runs(results, outdir, stem, title="") -> list[tuple[str, Path]]:
-    """Learning curves and (if present) free run vs target for a set of runs: ``[(caption, path)]``."""
+def figures_for_runs(results, outdir, stem, title="", free_runs=None) -> list[tuple[str, Path]]:
+    """Learning curves and (if present) free run vs target for a set of runs: ``[(caption, path)]``.
+
+    ``free_runs``: optional ``(stem, results)`` to draw the free-run figure from instead (e.g. the runs
+    of the same oscillator with and without teacher forcing, from two claims); drawn once per stem.
+    """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     out = []
@@ -216,15 +251,20 @@ def figures_for_runs(results, outdir, stem, title="") -> list[tuple[str, Path]]:
                         and r.extra.get("curve_measure")), "error")
         out.append((f"Learning curves: {measure} per chunk of training steps, one line per run; dotted vertical "
                     "lines mark where a run learned.", p))
-    p = free_run_vs_target(results, outdir / f"{stem}-free-run.png", title=title)
+    fr_stem, fr_results = free_runs if free_runs else (stem, results)
+    fr_path = outdir / f"{_safe(fr_stem)}-free-run.png"
+    p = fr_path if free_runs and fr_path.exists() else free_run_vs_target(fr_results, fr_path,
+                                                                           title=f"{fr_stem}: free run vs target" if free_runs else title)
     if p:
-        out.append(("After training: the network running freely (its outputs fed back) against the target, "
-                    "per configuration.", p))
+        out.append(("After training: the network running freely (learning and teacher forcing off) against "
+                    "the target, one panel per configuration" + (", from every claim on this wave" if free_runs
+                                                                   else "") + ".", p))
     return out
 
 
-def figures_for_claim(entry: dict, results, outdir) -> list[tuple[str, Path]]:
-    """All figures for one claim (entry: its ``results.json`` item; results: its runs)."""
+def figures_for_claim(entry: dict, results, outdir, free_runs=None) -> list[tuple[str, Path]]:
+    """All figures for one claim (entry: its ``results.json`` item; results: its runs; ``free_runs``
+    as in :func:`figures_for_runs`)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     stem = _safe(entry["id"])
@@ -237,5 +277,5 @@ def figures_for_claim(entry: dict, results, outdir) -> list[tuple[str, Path]]:
                          title=f"{entry['id']}: success rate vs units")
     if p:
         out.append(("Success rate against number of units.", p))
-    out += figures_for_runs(results, outdir, stem, title=entry["id"])
+    out += figures_for_runs(results, outdir, stem, title=entry["id"], free_runs=free_runs)
     return out

@@ -122,15 +122,18 @@ def reproduce(out=DEFAULT_REPRODUCE_OUT, *, quick=False, seeds=None, claims=None
         results = runner.map(all_specs, desc="reproduce")
     run_wall = time.perf_counter() - start
 
-    fig_dir = out / "figures"
-    entries, i = [], 0
-    for claim, specs in plan:
-        mine = results[i:i + len(specs)]
-        i += len(specs)
-        entry = _report.claim_entry(claim, claim.summarise(mine), mine)
-        from .figures import figures_for_claim
+    from .figures import figures_for_claim
 
-        figs = figures_for_claim(entry, mine, fig_dir)
+    fig_dir = out / "figures"
+    by_claim, i = [], 0
+    for claim, specs in plan:
+        by_claim.append((claim, results[i:i + len(specs)]))
+        i += len(specs)
+    pools = _free_run_pools(by_claim)
+    entries = []
+    for claim, mine in by_claim:
+        entry = _report.claim_entry(claim, claim.summarise(mine), mine)
+        figs = figures_for_claim(entry, mine, fig_dir, free_runs=pools.get(claim.id))
         entry["figures"] = [{"caption": c, "path": p.relative_to(out).as_posix()} for c, p in figs]
         entries.append(entry)
     config = {
@@ -148,6 +151,26 @@ def reproduce(out=DEFAULT_REPRODUCE_OUT, *, quick=False, seeds=None, claims=None
     _report.write_json(doc, out / "results.json")
     _report.write_text(_report.render_report(doc), out / "report.md")
     return doc
+
+
+def _free_run_pools(by_claim) -> dict:
+    """claim id -> (stem, runs): runs with a free run (oscillators) pooled over every claim on the same
+    task and task parameters, so one figure shows the same wave with and without teacher forcing."""
+    pools: dict[tuple, list] = {}
+    for claim, rs in by_claim:
+        for r in rs:
+            if (getattr(r, "extra", None) or {}).get("free_run") is not None:
+                pools.setdefault((r.spec.task, r.spec.task_params), []).append((claim.id, r))
+    out = {}
+    for (task, params), members in pools.items():
+        ids = list(dict.fromkeys(cid for cid, _ in members))
+        if len(ids) < 2:
+            continue  # one claim only: its own figure
+        stem = "-".join([task] + [f"{k}-{v}" for k, v in params])
+        runs = list({r.spec: r for _, r in members}.values())  # a run shared by two claims counts once
+        for cid in ids:
+            out[cid] = (stem, runs)
+    return out
 
 
 def make_specs(task, *, params=None, seeds=1, **overrides) -> list:

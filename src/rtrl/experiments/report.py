@@ -237,7 +237,7 @@ def render_report(doc: dict) -> str:
             keys = _varying_keys([g["config"] for g in configs])
             shared = {k: v for k, v in _flat_config(configs[0]["config"]).items() if k not in keys}
             out.append("\nSettings shared by all runs: " + ", ".join(f"{k}={v}" for k, v in shared.items()) + ".\n")
-            if len(configs) > 1:
+            if len(configs) > 1 and len(c.get("table") or []) != len(configs):  # else the claim's table says it
                 out.append("\nPer configuration:\n\n")
                 cfg_rows = [{**{k: _flat_config(g["config"]).get(k) for k in keys}, "runs": g["runs"],
                              "successes": g["successes"], "median steps": g["median_steps"],
@@ -248,7 +248,7 @@ def render_report(doc: dict) -> str:
     return "".join(out)
 
 
-def summary_table(doc: dict, width: int = 60) -> str:
+def summary_table(doc: dict, width: int = 120) -> str:
     """A plain-text table for the terminal: id, holds, what we measured."""
     claims = doc["claims"]
     w_id = max([len("claim")] + [len(c["id"]) for c in claims])
