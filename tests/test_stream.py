@@ -238,10 +238,15 @@ def test_cli_usage_errors(tmp_path, rng, capsys):
         (["--inputs", "a,b", "--targets", "d", "--lr", "-1"], "learning_rate"),
         (["--inputs", "a,b", "--targets", "d", "--model", str(tmp_path / "none.npz")], "none.npz: no such file"),
         (["--inputs", "a,b", "--targets", "d", "--model", str(data)], "not a readable rtrl model"),
+        (["--inputs", "a,b", "--targets", "d", "--checkpoint", str(tmp_path / "o.csv")],
+         "--out and --checkpoint name the same file"),
     ]
     for extra, fragment in cases:
         assert main(base + extra) == 2, extra
         assert fragment in capsys.readouterr().err, extra
+    assert main(["stream", str(data), "--inputs", "a,b", "--targets", "d", "--out", str(data)]) == 2
+    assert "INPUT and --out name the same file" in capsys.readouterr().err
+    assert data.read_text() == text  # untouched
     missing = ["stream", str(tmp_path / "nope.csv"), "--inputs", "a,b", "--targets", "d"]
     assert main(missing) == 2
     assert "cannot open INPUT" in capsys.readouterr().err

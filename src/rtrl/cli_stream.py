@@ -165,6 +165,12 @@ def main_stream(args) -> int:
                 learner = _build_learner(args, len(inputs), len(targets))
         source = "-" if args.input == "-" else os.path.abspath(args.input)
         out_path = None if args.out == "-" else os.path.abspath(args.out)
+        named = [(f, p) for f, p in (("INPUT", source if source != "-" else None), ("--out", out_path),
+                                     ("--checkpoint", args.checkpoint), ("--model", args.model)) if p]
+        for i, (flag_a, a) in enumerate(named):
+            for flag_b, b in named[i + 1:]:
+                if _same_file(a, b) and {flag_a, flag_b} != {"--checkpoint", "--model"}:
+                    return _fail(f"{flag_a} and {flag_b} name the same file {a}; the run would overwrite it")
         stream = Stream(learner, inputs, targets, checkpoint=args.checkpoint, every=args.every,
                         on_bad_row=args.on_bad_row, rows_read=info["rows_read"] if info else 0,
                         bad_rows=info["bad_rows"] if info else 0, source=source, out_path=out_path)

@@ -169,6 +169,7 @@ class Stream:
         self._stop = None
         self._waiting = False
         self._out_bytes = 0
+        self._out = None
         self.last_checkpoint = None
 
     # -- control ------------------------------------------------------------------------------
@@ -186,6 +187,13 @@ class Stream:
         """Save the learner with the stream's counts to ``checkpoint`` (atomic)."""
         if self.checkpoint is None:
             return
+        if self.out_path is not None and self._out is not None:
+            # The checkpoint records how many output bytes belong to it: make them durable first.
+            self._out.flush()
+            try:
+                os.fsync(self._out.fileno())
+            except (AttributeError, OSError, ValueError):  # not a real file (a pipe, a BytesIO)
+                pass
         info = {"rows_read": self.rows_read, "bad_rows": self.bad_rows, "inputs": list(self.inputs),
                 "targets": list(self.targets), "source": self.source, "out_path": self.out_path,
                 "out_bytes": self._out_bytes if self.out_path is not None else None}
@@ -215,6 +223,7 @@ class Stream:
             Write :meth:`header_line` first.
         """
         self._out_bytes = int(out_bytes)
+        self._out = out
         rows_at_start, bad_at_start = self.rows_read, self.bad_rows
         examples = []
         try:
@@ -291,7 +300,7 @@ class Stream:
                 if reader.line_num > line and len(rec) != n_fields:
                     raise BadRowError(line, None, f"expected {n_fields} fields as in the header, got {len(rec)} "
                                       f"in a record that runs on to line {reader.line_num} (an unclosed quote?)")
-                self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row)
+                wild = self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi)
             except BadRowError as err:
                 if self.on_bad_row == "error":
                     self.save_checkpoint()  # the state before this row
@@ -307,9 +316,9 @@ class Stream:
                 if self.every and self.rows_read % self.every == 0:
                     self.save_checkpoint()
                 continue
-            if not warned_range and np.any(mask_row & ((d_row < lo) | (d_row > hi))):
+            if wild >= 0 and not warned_range:
                 warned_range = True
-                j = int(np.argmax(mask_row & ((d_row < lo) | (d_row > hi))))
+                j = wild
                 self.log(f"rtrl stream: warning: line {line}, column {self.targets[j]!r}: target {d_row[j]:g} "
                          f"is outside the range ({lo:g}, {hi:g}) of {learner.activation} units, so it can never "
                          "be reached; rescale the targets (warned once)")
@@ -339,8 +348,12 @@ class Stream:
             raise StreamError(f"--{what}: column {name!r} {problem} the CSV header; the header has {header}")
         return hits[0]
 
-    def _parse(self, rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row):
-        """Fill the row buffers from one CSV record, or raise BadRowError (buffers are then junk)."""
+    def _parse(self, rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi):
+        """Fill the row buffers from one CSV record, or raise BadRowError (buffers are then junk).
+
+        Returns the index of the first target outside [lo, hi] (the activation's range), or -1.
+        """
+        wild = -1
         if len(rec) != n_fields:
             raise BadRowError(line, None, f"expected {n_fields} fields as in the header, got {len(rec)}")
         for j, i in enumerate(in_idx):
@@ -372,3 +385,6 @@ class Stream:
             else:
                 mask_row[j] = True
                 d_row[j] = v
+                if wild < 0 and not lo <= v <= hi:
+                    wild = j
+        return wild
