@@ -110,25 +110,32 @@ def bench_cli(rows, units, lr, block_rows=10_000):
             "elapsed_s": elapsed, "peak_rss_mib_getrusage": peak_children_mib, "stderr": err.strip()}
 
 
-def bench_in_process(units, lr, steps=100_000):
-    """µs per OnlineLearner.step call and per row of the Stream loop, in this process."""
-    net = rtrl.OnlineLearner(units, 1, learning_rate=lr, rng=0)
+def bench_in_process(units, lr, steps=20_000, repeats=5):
+    """µs per OnlineLearner.step call and per row of the Stream loop, in this process.
+
+    Each figure is timed ``repeats`` times; the best (least disturbed by other processes on
+    a shared machine) and the median are reported.
+    """
     x = np.array([1.0])
     d = np.full(units, np.nan)
     d[0] = 0.5
-    for _ in range(1000):  # warm up (compilation is cached on disk, still)
-        net.step(x, d)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        net.step(x, d)
-    step_us = (time.perf_counter() - t0) / steps * 1e6
     text = "x,d\n" + _block(steps).decode()
-    net = rtrl.OnlineLearner(units, 1, learning_rate=lr, rng=0)
-    out = io.BytesIO()
-    t0 = time.perf_counter()
-    Stream(net, ("x",), ("d",)).run(io.StringIO(text), out)
-    loop_us = (time.perf_counter() - t0) / steps * 1e6
-    return {"step_us": step_us, "stream_loop_us": loop_us, "steps": steps}
+    step_us, loop_us = [], []
+    for _ in range(repeats):
+        net = rtrl.OnlineLearner(units, 1, learning_rate=lr, rng=0)
+        for _ in range(100):  # warm up (the compiled kernel is loaded on the first call)
+            net.step(x, d)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            net.step(x, d)
+        step_us.append((time.perf_counter() - t0) / steps * 1e6)
+        net = rtrl.OnlineLearner(units, 1, learning_rate=lr, rng=0)
+        t0 = time.perf_counter()
+        Stream(net, ("x",), ("d",)).run(io.StringIO(text), io.BytesIO())
+        loop_us.append((time.perf_counter() - t0) / steps * 1e6)
+    return {"step_us_best": min(step_us), "step_us_median": float(np.median(step_us)),
+            "stream_loop_us_best": min(loop_us), "stream_loop_us_median": float(np.median(loop_us)),
+            "steps": steps, "repeats": repeats}
 
 
 def main(argv=None):
@@ -137,13 +144,17 @@ def main(argv=None):
     ap.add_argument("--units", type=int, default=5, help="units (default 5: 1 target + 4, the CLI default)")
     ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--skip-cli", action="store_true", help="only the in-process timings")
     args = ap.parse_args(argv)
     info = {"rtrl": rtrl.__version__, "python": platform.python_version(), "machine": platform.machine(),
             "cpus": os.cpu_count(), "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
     print(f"in-process timing, {args.units} units, 1 input:", flush=True)
     inproc = bench_in_process(args.units, args.lr)
-    print(f"  OnlineLearner.step: {inproc['step_us']:.1f} µs per call; Stream loop (parse + step + "
-          f"check + write): {inproc['stream_loop_us']:.1f} µs per row", flush=True)
+    print(f"  OnlineLearner.step: {inproc['step_us_best']:.1f} µs per call (median {inproc['step_us_median']:.1f})"
+          f"; Stream loop (parse + step + check + write): {inproc['stream_loop_us_best']:.1f} µs per row "
+          f"(median {inproc['stream_loop_us_median']:.1f})", flush=True)
+    if args.skip_cli:
+        return
     print(f"rtrl stream over a pipe, {args.rows:,d} rows:", flush=True)
     cli = bench_cli(args.rows, args.units, args.lr)
     print(f"  {cli['rows_per_s']:,.0f} rows/s overall; peak RSS of the child (getrusage) "
