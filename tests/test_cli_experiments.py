@@ -187,3 +187,16 @@ def test_list_claims_names_every_claim(capsys):
     for claim in CLAIMS:
         assert re.search(rf"^{re.escape(claim.id)}$", out, re.M)
         assert f"runs: {len(claim.specs(True))} with --quick, {len(claim.specs(False))} in full" in out
+
+
+def test_a_failing_run_exits_1_naming_its_spec(tmp_path, capsys, monkeypatch):
+    from rtrl.experiments import training
+
+    def broken(spec):
+        raise FloatingPointError(f"broken on purpose (seed {spec.seed})")
+
+    monkeypatch.setattr(training, "run_one", broken)
+    assert main(["run", "flip-flop", "--seeds", "1", "--workers", "0", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "run failed for RunSpec(task='flip-flop'" in err and "broken on purpose (seed 0)" in err
+    assert not (tmp_path / "results.json").exists()

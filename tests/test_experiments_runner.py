@@ -119,9 +119,8 @@ def loopback_cluster(tmp_path_factory):
                                        "--nthreads", "1", "--nworkers", "1", "--no-dashboard"], **common))
         yield address
     finally:
-        for p in reversed(procs):
+        for p in reversed(procs):  # the worker first, then its scheduler
             p.terminate()
-        for p in reversed(procs):
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:

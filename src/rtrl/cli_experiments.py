@@ -169,7 +169,7 @@ def cmd_tasks(args) -> int:
 def cmd_run(args) -> int:
     from .experiments import pipeline
     from .experiments.report import run_summary_text
-    from .experiments.runner import RunError
+    from .experiments.runner import RunError, WorkerSetupError
     from .tasks import list_tasks
 
     try:
@@ -186,8 +186,8 @@ def cmd_run(args) -> int:
                                     learning_rate=args.lr, teacher_forcing=args.teacher_forcing, steps=args.steps)
     except (pipeline.UsageError, ConnectionError, TimeoutError) as exc:
         return _err("run", exc)
-    except RunError as exc:
-        print(f"rtrl run: a run failed: {exc}", file=sys.stderr)
+    except (RunError, WorkerSetupError) as exc:
+        print(f"rtrl run: {exc}", file=sys.stderr)
         return 1
     print(run_summary_text(doc))
     print(f"wrote {out}/results.json, {out}/report.md and {len(doc['figures'])} figure(s) in {out}/figures")
@@ -198,7 +198,7 @@ def cmd_run(args) -> int:
 def cmd_reproduce(args) -> int:
     from .experiments import pipeline
     from .experiments.report import summary_table
-    from .experiments.runner import RunError
+    from .experiments.runner import RunError, WorkerSetupError
 
     if args.list_claims:
         from .experiments.claims import CLAIMS
@@ -216,8 +216,8 @@ def cmd_reproduce(args) -> int:
                                      command=_command_line(args, _REPRODUCE_OPTS), log=_log)
     except (pipeline.UsageError, ConnectionError, TimeoutError) as exc:
         return _err("reproduce", exc)
-    except RunError as exc:
-        print(f"rtrl reproduce: a run failed: {exc}", file=sys.stderr)
+    except (RunError, WorkerSetupError) as exc:
+        print(f"rtrl reproduce: {exc}", file=sys.stderr)
         return 1
     print(summary_table(doc))
     print(f"report: {out}/report.md  results: {out}/results.json  "

@@ -121,6 +121,7 @@ def reproduce(out=DEFAULT_REPRODUCE_OUT, *, quick=False, seeds=None, claims=None
         log(f"reproduce: executing on {execution['mode']} with {execution['workers']} worker(s)")
         results = runner.map(all_specs, desc="reproduce")
     run_wall = time.perf_counter() - start
+    log(f"reproduce: {len(all_specs)} runs in {run_wall:.1f} s; writing figures and the report to {out}")
 
     from .figures import figures_for_claim
 

@@ -219,7 +219,7 @@ def render_report(doc: dict) -> str:
            "weight ranges, stopping rules and run counts are project defaults (the paper gives none); "
            "see docs/experiments.md.\n\n",
            "## Summary\n\n"]
-    rows = [{"claim": f"[{c['id']}](#{c['id']})", "task": c["task"], "the paper says": c["paper"],
+    rows = [{"claim": f"[{c['id']}](#{c['id']}): {c['claim']}", "task": c["task"], "the paper says": c["paper"],
              "we measured": c["measured"], "holds": c["holds"]} for c in doc["claims"]]
     out.append(_md_table(rows))
     held = sum(c["holds"] for c in doc["claims"])

@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["Runner", "run_specs", "default_workers", "spec_cost"]
+__all__ = ["Runner", "RunError", "WorkerSetupError", "run_specs", "default_workers", "spec_cost"]
 
 #: Seconds to wait for an existing scheduler (and for ``workers`` workers to join it).
 CONNECT_TIMEOUT_S = 30
@@ -88,6 +88,10 @@ def _check_workers(workers):
 
 class RunError(RuntimeError):
     """A run raised; the message names the spec that failed."""
+
+
+class WorkerSetupError(RuntimeError):
+    """The Dask workers could not import rtrl or compile its kernel (a different environment?)."""
 
 
 class Runner:
@@ -173,7 +177,7 @@ class Runner:
             self._client.run(_warm_up)
         except Exception as exc:
             self.close()
-            raise RuntimeError(f"Dask workers could not import rtrl or compile its kernel ({exc!r}); the workers "
+            raise WorkerSetupError(f"Dask workers could not import rtrl or compile its kernel ({exc!r}); the workers "
                                "need the same environment as this process") from exc
         return self
 
