@@ -308,3 +308,12 @@ def test_from_state_validates(rng):
     back = rtrl.OnlineLearner.from_state(s, learning_rate=0.3)
     np.testing.assert_array_equal(back.P, s.P)
     assert back.t == s.t
+
+
+def test_docstring_examples():
+    import doctest
+
+    import rtrl.io
+
+    result = doctest.testmod(rtrl.io, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
