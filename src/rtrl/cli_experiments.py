@@ -261,7 +261,7 @@ def add_parser(subparsers) -> None:
                     "DIR/report.md (claims table, details, figures), DIR/results.json and DIR/figures/*.png; "
                     "print the summary table.",
         epilog=_EPILOG_EXEC)
-    p.add_argument("--quick", action="store_true", help="reduced seeds and steps (a few minutes on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="fewer seeds per configuration (each claim's quick budget): well under 3 minutes on 2 cores")
     p.add_argument("--out", default=DEFAULT_REPRODUCE_OUT, metavar="DIR",
                    help=f"output folder (default: ./{DEFAULT_REPRODUCE_OUT})")
     p.add_argument("--seeds", type=_pos_int, default=None, metavar="N",
