@@ -187,7 +187,6 @@ def test_sigkill_at_a_random_moment_on_a_file(tmp_path):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(ref, name), err_msg=name)
     assert resumed_pred == out.read_bytes()
     assert killed_mid_stream  # the test is only meaningful if the kill happened mid-stream
-    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]  # no stray half-written files
 
 
 def test_stdin_resume_continues_row_count(tmp_path, uninterrupted):
