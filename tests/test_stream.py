@@ -210,8 +210,10 @@ def test_cli_file_to_file_and_model_start(tmp_path, rng):
     targets[:, 0] = d
     W_ref, ys_ref = rtrl.train_online(W0, xs, targets, learning_rate=0.5)
     np.testing.assert_array_equal(_preds(out.read_bytes())[:, 1], ys_ref[:, 0])
-    net = load(ck)
+    net, meta = load_with_metadata(ck)
     np.testing.assert_array_equal(net.W, W_ref)
+    run = meta["extra"]["stream"]["run"]
+    assert (run["seed"], run["n_units"], run["learning_rate"], run["started_from"]) == (3, 3, 0.5, "new network")
     # --model continues from a saved model on new data (row count starts again)
     out2 = tmp_path / "p2.csv"
     assert main(["stream", str(data), "--inputs", "a,b", "--targets", "d", "--model", str(ck),

@@ -171,9 +171,15 @@ def main_stream(args) -> int:
             for flag_b, b in named[i + 1:]:
                 if _same_file(a, b) and {flag_a, flag_b} != {"--checkpoint", "--model"}:
                     return _fail(f"{flag_a} and {flag_b} name the same file {a}; the run would overwrite it")
+        if info is not None and info.get("run"):
+            run_info = info["run"]  # how the stream was first started
+        else:
+            run_info = {"started_from": args.model or "new network",
+                        "seed": None if args.model else args.seed, **learner.config()}
         stream = Stream(learner, inputs, targets, checkpoint=args.checkpoint, every=args.every,
                         on_bad_row=args.on_bad_row, rows_read=info["rows_read"] if info else 0,
-                        bad_rows=info["bad_rows"] if info else 0, source=source, out_path=out_path)
+                        bad_rows=info["bad_rows"] if info else 0, source=source, out_path=out_path,
+                        run_info=run_info)
     except ModelFileError as exc:
         return _fail(f"cannot read model file {exc}")
     except (TypeError, ValueError) as exc:

@@ -133,12 +133,15 @@ class Stream:
         Counts carried over from a checkpoint when resuming.
     source, out_path : str, optional
         Recorded in checkpoints (``out_path`` lets a resumed run continue the same output file).
+    run_info : dict, optional
+        JSON data recorded in checkpoints as it is (the command line stores how the run was
+        started: the seed and the settings it resolved).
     log : callable, optional
         Receives warnings (one line each); default writes to stderr.
     """
 
     def __init__(self, learner, inputs, targets, *, checkpoint=None, every=0, on_bad_row="error", rows_read=0,
-                 bad_rows=0, source="-", out_path=None, log=None):
+                 bad_rows=0, source="-", out_path=None, run_info=None, log=None):
         from .learner import OnlineLearner
 
         if not isinstance(learner, OnlineLearner):
@@ -165,6 +168,7 @@ class Stream:
         self.bad_rows = int(bad_rows)
         self.source = source
         self.out_path = out_path
+        self.run_info = run_info
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._stop = None
         self._waiting = False
@@ -196,7 +200,7 @@ class Stream:
                 pass
         info = {"rows_read": self.rows_read, "bad_rows": self.bad_rows, "inputs": list(self.inputs),
                 "targets": list(self.targets), "source": self.source, "out_path": self.out_path,
-                "out_bytes": self._out_bytes if self.out_path is not None else None}
+                "out_bytes": self._out_bytes if self.out_path is not None else None, "run": self.run_info}
         self.learner.save(self.checkpoint, extra={CHECKPOINT_KEY: info})
         self.last_checkpoint = self.checkpoint
 
