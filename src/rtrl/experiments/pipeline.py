@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .._version import __version__
 from . import report as _report
-from .runner import Runner
+from .runner import Runner, default_workers
 
 __all__ = ["UsageError", "select_claims", "reproduce", "make_specs", "run_task", "DEFAULT_REPRODUCE_OUT", "DEFAULT_RUN_OUT"]
 
@@ -42,6 +42,13 @@ def _validated(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _local_workers(workers, scheduler, n_runs):
+    """NOTE: the default local cluster gets no more worker processes than there are distinct runs."""
+    if workers is None and scheduler is None:
+        return max(1, min(default_workers(), n_runs))
+    return workers
 
 
 def _environment() -> dict:
@@ -116,6 +123,7 @@ def reproduce(out=DEFAULT_REPRODUCE_OUT, *, quick=False, seeds=None, claims=None
     log(f"reproduce: {len(selected)} claim(s), {len(all_specs)} runs ({len(set(all_specs))} distinct)"
         f"{' [quick]' if quick else ''}")
     start = time.perf_counter()
+    workers = _local_workers(workers, scheduler, len(set(all_specs)))
     with _validated(Runner, workers=workers, scheduler=scheduler, progress=progress) as runner:
         execution = runner.describe()
         log(f"reproduce: executing on {execution['mode']} with {execution['workers']} worker(s)")
@@ -203,6 +211,7 @@ def run_task(task, out=DEFAULT_RUN_OUT, *, params=None, seeds=5, workers=None, s
     specs = _validated(make_specs, task, params=params, seeds=seeds, **overrides)
     out = _validated(_report.ensure_writable_dir, out)
     start = time.perf_counter()
+    workers = _local_workers(workers, scheduler, len(specs))
     with _validated(Runner, workers=workers, scheduler=scheduler, progress=progress) as runner:
         execution = runner.describe()
         log(f"run: {task}, {len(specs)} seed(s) on {execution['mode']} with {execution['workers']} worker(s)")
