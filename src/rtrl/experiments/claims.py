@@ -74,7 +74,7 @@ class Claim:
         """One row per grid configuration: its settings, runs, successes, success_rate, median_steps."""
         rows = []
         for cfg in self.grid:
-            mine = [r for r in results if all(_cfg_value(r.spec, k) == _cfg_plain(v) for k, v in cfg.items())]
+            mine = [r for r in results if _matches(r.spec, cfg)]
             row = {k: v for k, v in _flat(cfg).items()}
             wins = [r for r in mine if r.success]
             row.update(runs=len(mine), successes=len(wins),
@@ -115,14 +115,15 @@ def _flat(cfg: dict) -> dict:
     return out
 
 
-def _cfg_plain(v):
-    return dict(v) if isinstance(v, dict) else v
-
-
-def _cfg_value(spec: RunSpec, key: str):
-    if key == "task_params":
-        return spec.params
-    return getattr(spec, key)
+def _matches(spec: RunSpec, cfg: dict) -> bool:
+    """True if the spec has every setting of the grid configuration (task parameters included)."""
+    for key, value in cfg.items():
+        if key == "task_params":
+            if any(spec.params.get(k) != v for k, v in dict(value).items()):
+                return False
+        elif getattr(spec, key) != value:
+            return False
+    return True
 
 
 # -- verdicts of the table claims -----------------------------------------------------------------
@@ -162,46 +163,48 @@ def _osc(wave: str, units: int, tf: bool) -> Claim:
                      "(forcing and learning off) that stays on the wave",
                      "only the teacher-forced version solves the oscillators in general",
                      settings=dict(units=units, teacher_forcing=True, task_params={"wave": wave}),
-                     seeds_quick=3, seeds_full=20)
+                     seeds_quick=6, seeds_full=50)
     return Claim(f"osc-{label}-notf", "oscillator",
                  f"{units} unit(s) do NOT in general learn {shape} without teacher forcing "
                  "(holds if fewer than half the seeds learn)",
                  "only the teacher-forced version solves the oscillators in general",
                  settings=dict(units=units, teacher_forcing=False, task_params={"wave": wave}),
-                 seeds_quick=3, seeds_full=20, kind="negative")
+                 seeds_quick=6, seeds_full=50, kind="negative")
 
 
 CLAIMS: list[Claim] = [
     Claim("xor-tau2-3units", "pipelined-xor",
           "pipelined XOR with delay tau = 2 is learned by 3 units without teacher forcing",
           "tau = 2 learned with 3 units, no teacher forcing",
-          settings=dict(units=3, task_params={"delay": 2}), seeds_quick=4, seeds_full=30),
+          settings=dict(units=3, task_params={"delay": 2}), seeds_quick=8, seeds_full=100),
     Claim("xor-delay-units", "pipelined-xor",
           "longer delays need more units: the smallest unit count that learns (in >= half the seeds) "
           "grows from tau = 2 to tau = 4 and never falls as tau grows",
           "tau = 2 learned with 3 units; longer tau need more units",
+          settings=dict(steps=500_000),
           grid=tuple({"units": u, "task_params": {"delay": d}} for d in (2, 3, 4) for u in (2, 3, 4, 5, 6)),
-          seeds_quick=2, seeds_full=10, kind="table", verdict=_xor_delay_verdict),
+          seeds_quick=3, seeds_full=30, kind="table", verdict=_xor_delay_verdict),
     Claim("seqrec-2units", "sequence-recognition",
           "sequence recognition (3 one-hot lines: a, b, one distractor) is learned by 2 units without "
           "teacher forcing",
           "learned by 2 units, no teacher forcing (a flip-flop plus an AND gate)",
-          settings=dict(units=2), seeds_quick=4, seeds_full=30),
+          settings=dict(units=2), seeds_quick=8, seeds_full=100),
     Claim("dnms", "delayed-nonmatch",
           "delayed nonmatch to sample (cue probability 1/2, judgement due 2 steps after the bit) is learned "
           "by 6 units without teacher forcing",
           "learned without teacher forcing",
-          settings=dict(units=6), seeds_quick=3, seeds_full=20),
+          settings=dict(units=6), seeds_quick=6, seeds_full=50),
     Claim("turing-15units", "turing-parens",
           "15 units always learn the parenthesis machine's controller (every seed)",
           "15 units always learned it",
-          settings=dict(units=15), seeds_quick=3, seeds_full=20, kind="all"),
+          settings=dict(units=15), seeds_quick=6, seeds_full=50, kind="all"),
     Claim("turing-units", "turing-parens",
           "12 units is the smallest network that learns the controller: some 12-unit run learns, "
           "no smaller one does",
           "15 units always learned it; 12 units was the smallest that did",
+          settings=dict(steps=1_000_000),
           grid=tuple({"units": u} for u in (6, 7, 8, 10, 11, 12, 13, 15)),
-          seeds_quick=2, seeds_full=10, kind="table", verdict=_turing_verdict),
+          seeds_quick=3, seeds_full=20, kind="table", verdict=_turing_verdict),
     _osc("alternating", 1, True),
     _osc("alternating", 1, False),
     _osc("square", 2, True),
@@ -211,7 +214,7 @@ CLAIMS: list[Claim] = [
     Claim("flip-flop", "flip-flop",
           "a single unit learns a set/reset flip-flop without teacher forcing",
           "not in the paper's table; the paper explains sequence recognition as a flip-flop plus an AND gate",
-          settings=dict(units=1), seeds_quick=4, seeds_full=30),
+          settings=dict(units=1), seeds_quick=8, seeds_full=100),
 ]
 
 
