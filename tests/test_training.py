@@ -82,6 +82,10 @@ def test_no_learning_means_no_success():
     assert 0.2 < r.final_error <= 1.0
     assert r.extra["steps_trained"] == 20_000
     assert r.curve[-1][0] == 20_000 and all(0.0 <= e <= 1.0 for _, e in r.curve)
+    steps = [s for s, _ in r.curve]
+    assert steps == sorted(set(steps)) and len(steps) == 200  # 100-step bins: no merging needed
+    long = run_one(spec(task="pipelined-xor", units=2, learning_rate=0.0, steps=95_000))
+    assert len(long.curve) <= training.CURVE_POINTS and long.curve[-1][0] == 95_000
 
 
 def test_test_failure_restarts_the_window(monkeypatch):
@@ -179,3 +183,24 @@ def test_turing_table_verdict():
     assert not c.summarise([fake(s, s.units >= 8) for s in specs])["holds"]
     sm = c.summarise([fake(s, s.units >= 12) for s in specs])
     assert sm["holds"] and "smallest that learned: 12" in sm["measured"]
+
+
+def test_every_claim_spec_runs():
+    """Each claim's settings make a valid run (shortened to 2 000 steps)."""
+    for c in CLAIMS:
+        for s in c.specs(quick=True, seeds=1):
+            r = run_one(dataclasses.replace(s, steps=2000))
+            assert r.extra["steps_trained"] <= 2000 and 0.0 <= r.final_error <= 1.0
+            json.dumps(r.to_dict())
+
+
+@pytest.mark.parametrize("claim_id, learns", [
+    ("xor-tau2-3units", True), ("seqrec-2units", True), ("dnms", True), ("turing-15units", True),
+    ("osc-0101-tf", True), ("osc-square-tf", True), ("osc-sine-tf", True), ("flip-flop", True),
+    ("osc-0101-notf", False), ("osc-sine-notf", False),
+])
+def test_tuned_defaults_reproduce_seed_zero(claim_id, learns):
+    """Regression guard: with the project defaults, seed 0 of each claim does what the full set says."""
+    r = run_one(get_claim(claim_id).specs(quick=True, seeds=1)[0])
+    assert r.success is learns
+    assert (r.final_error == 0.0) is learns

@@ -12,7 +12,8 @@ How a run goes (all NOTE: choices are project defaults, not the paper's; see doc
    targets go to units 0 .. n_targets-1; the other units are hidden.
 3. A targeted output is *wrong* if it is on the wrong side of 0.5 (binary tasks) or more than
    ``tolerance`` away from its target (continuous targets: the sine). The learning curve is
-   the fraction of wrong targeted outputs per chunk.
+   the fraction of wrong targeted outputs per stretch of steps (at most ``CURVE_POINTS`` points:
+   bins of ``CURVE_BIN`` steps, merged in equal groups for long runs).
 4. Once the last ``window`` training steps held no wrong output, the network is *tested*:
    from its current state, on fresh steps of the stream, with learning OFF and teacher
    forcing OFF, for ``eval_steps`` steps. Every targeted output of the test must be right.
@@ -34,7 +35,13 @@ from .. import api as _api
 from ..network import init_weights
 from ..tasks import make
 
-__all__ = ["RunSpec", "RunResult", "run_one", "task_defaults", "make_spec", "TASK_DEFAULTS"]
+__all__ = ["RunSpec", "RunResult", "run_one", "task_defaults", "make_spec", "TASK_DEFAULTS", "CURVE_POINTS",
+           "CURVE_BIN"]
+
+#: The learning curve has at most this many points ...
+CURVE_POINTS = 300
+#: ... each summing whole bins of this many steps.
+CURVE_BIN = 100
 
 
 def _normalise_params(task_params) -> tuple:
@@ -80,7 +87,8 @@ class RunSpec:
     eval_steps : int
         Length of the frozen test (learning and teacher forcing off); the free run of an oscillator.
     chunk : int
-        Steps per chunk (one learning-curve point each); 0 = about steps / 200, at least 500.
+        Steps per chunk (the success window is checked at chunk ends); 0 = about steps / 200, at
+        least 500.
     tolerance : float
         For continuous targets: the largest |y - d| that counts as right.
     activation : str
@@ -157,7 +165,8 @@ class RunResult:
     final_error : float
         Fraction of wrong targeted outputs in the last frozen test (1.0 if it diverged).
     curve : list of (int, float)
-        (training steps so far, fraction of wrong targeted outputs in that chunk).
+        (training steps so far, fraction of wrong targeted outputs since the previous point);
+        at most ``CURVE_POINTS`` points.
     extra : dict
         JSON-able details: "steps_trained", "tests", "diverged", "curve_measure"; for tasks without
         inputs (the oscillators) "free_run" and "target" (unit 0 in the last test).
@@ -242,6 +251,17 @@ def _padded(ds, n):
     return full
 
 
+def _merge_curve(bins: list) -> list:
+    """(end step, wrong, targeted) bins -> at most CURVE_POINTS (end step, wrong fraction) points."""
+    group = max(1, -(-len(bins) // CURVE_POINTS))  # ceil
+    curve = []
+    for i in range(0, len(bins), group):
+        part = bins[i:i + group]
+        wrong, targeted = sum(b[1] for b in part), sum(b[2] for b in part)
+        curve.append((part[-1][0], wrong / targeted if targeted else 0.0))
+    return curve
+
+
 def run_one(spec: RunSpec) -> RunResult:
     """Train one network on one task stream by real-time RTRL and test it; deterministic in ``spec``.
 
@@ -273,7 +293,7 @@ def run_one(spec: RunSpec) -> RunResult:
         bad, mask = _wrong(ys[:, :k], ds, binary, spec.tolerance)
         return bad.sum() / max(1, mask.sum()), ys[:, :k], ds
 
-    curve, t, last_wrong = [], 0, -1
+    bins, t, last_wrong = [], 0, -1  # bins: (end step, wrong outputs, targeted outputs)
     success, steps_to_learn, diverged, tests, last_test = False, None, False, 0, None
     while t < spec.steps:
         L = min(chunk, spec.steps - t)
@@ -286,7 +306,10 @@ def run_one(spec: RunSpec) -> RunResult:
             break
         net = net_new
         bad, mask = _wrong(ys[:, :k], ds, binary, spec.tolerance)
-        curve.append((t + L, float(bad.sum() / max(1, mask.sum()))))
+        w_rows, m_rows = bad.sum(axis=1), mask.sum(axis=1)  # (L,) per step
+        for a in range(0, L, CURVE_BIN):
+            bins.append((t + min(a + CURVE_BIN, L), int(w_rows[a:a + CURVE_BIN].sum()),
+                         int(m_rows[a:a + CURVE_BIN].sum())))
         rows = np.flatnonzero(bad.any(axis=1))
         if rows.size:
             last_wrong = t + int(rows[-1])
@@ -310,4 +333,5 @@ def run_one(spec: RunSpec) -> RunResult:
     if task.n_inputs == 0 and last_test is not None:  # oscillators: the free run, for a figure
         extra["free_run"] = [float(v) for v in last_test[1][:, 0]]
         extra["target"] = [float(v) for v in last_test[2][:, 0]]
-    return RunResult(spec, success, steps_to_learn, final_error, curve, extra, time.perf_counter() - t0)
+    return RunResult(spec, success, steps_to_learn, final_error, _merge_curve(bins), extra,
+                     time.perf_counter() - t0)
