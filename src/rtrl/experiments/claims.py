@@ -157,15 +157,16 @@ def _osc(wave: str, units: int, tf: bool) -> Claim:
     label = {"alternating": "0101", "square": "square", "sine": "sine"}[wave]
     shape = {"alternating": "the alternating wave 0101...", "square": "the period-4 square wave 00110011...",
              "sine": "a sine of period 25"}[wave]
+    who = "1 unit" if units == 1 else f"{units} units"
     if tf:
         return Claim(f"osc-{label}-tf", "oscillator",
-                     f"{units} unit(s) learn {shape} WITH teacher forcing; judged by a free run "
+                     f"{who} learn{'s' if units == 1 else ''} {shape} WITH teacher forcing; judged by a free run "
                      "(forcing and learning off) that stays on the wave",
                      "only the teacher-forced version solves the oscillators in general",
                      settings=dict(units=units, teacher_forcing=True, task_params={"wave": wave}),
                      seeds_quick=6, seeds_full=50)
     return Claim(f"osc-{label}-notf", "oscillator",
-                 f"{units} unit(s) do NOT in general learn {shape} without teacher forcing "
+                 f"{who} do{'es' if units == 1 else ''} NOT in general learn {shape} without teacher forcing "
                  "(holds if fewer than half the seeds learn)",
                  "only the teacher-forced version solves the oscillators in general",
                  settings=dict(units=units, teacher_forcing=False, task_params={"wave": wave}),
