@@ -41,8 +41,9 @@ class DelayedNonmatch(Task):
 
     NOTE (choices the paper leaves open): the paper says the cue bit "is set randomly as
     well", like the pattern bit, so ``p_cue`` = 1/2 by default (with 1/4 the sample must be
-    held longer and RTRL needs more units and steps; see docs/experiments.md). The cue steps themselves get no target (the
-    sample is compared with *subsequent* patterns), nor do steps before the first cue.
+    held longer and RTRL needs more units and steps; see docs/experiments.md). The cue steps
+    themselves get no target (the sample is compared with *subsequent* patterns), nor do
+    steps before the first cue.
     Nonmatch = XOR(pattern, stored), so a one-layer read-out cannot give it at y(t+1);
     the default delay 2 leaves one step for a hidden layer, as in pipelined XOR.
     The state is (stored bit or NaN, the judgements not yet due).
