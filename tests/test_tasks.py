@@ -67,6 +67,8 @@ def test_unknown_parameter_lists_parameters():
 def test_invalid_parameters_are_rejected(name, params, exc, match):
     with pytest.raises(exc, match=match):
         make(name, **params)
+    with pytest.raises(ValueError, match=match):  # make() documents ValueError for every bad parameter
+        make(name, **params)
 
 
 def test_params_are_frozen_and_task_names_the_call():

@@ -23,11 +23,16 @@ import numpy as np
 
 from .._validation import check_random_state
 
-__all__ = ["Task", "TaskInfo", "Params", "register", "make", "list_tasks", "check_int", "check_real",
-           "check_choice", "check_levels"]
+__all__ = ["Task", "TaskInfo", "Params", "ParamTypeError", "register", "make", "list_tasks", "check_int",
+           "check_real", "check_choice", "check_levels"]
 
 
 # -- parameters ----------------------------------------------------------------------------------
+class ParamTypeError(TypeError, ValueError):
+    """A task parameter of the wrong type. Both a TypeError and a ValueError, so callers that
+    catch ValueError for "invalid parameter" (as ``make`` documents) catch it too."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     """Base class of every task's frozen parameter dataclass."""
@@ -43,7 +48,7 @@ class Params:
 def check_int(value, name: str, task: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Check an integer task parameter; ``task`` names the task in the message."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{task}: parameter {name!r}: expected an integer, got {type(value).__name__} {value!r}")
+        raise ParamTypeError(f"{task}: parameter {name!r}: expected an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     lo = "" if minimum is None else f">= {minimum}"
     hi = "" if maximum is None else f"<= {maximum}"
@@ -57,7 +62,7 @@ def check_real(value, name: str, task: str, *, low: float, high: float, open_low
                open_high: bool = False) -> float:
     """Check a real task parameter lies in the interval [low, high] (ends open if asked)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{task}: parameter {name!r}: expected a real number, got {type(value).__name__} {value!r}")
+        raise ParamTypeError(f"{task}: parameter {name!r}: expected a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     bad = (not math.isfinite(value) or value < low or value > high or (open_low and value == low)
            or (open_high and value == high))
@@ -201,7 +206,8 @@ def make(name: str, **params) -> Task:
     ------
     ValueError
         For an unknown task name (the message lists the known ones), an unknown
-        parameter (the message lists the task's parameters) or an invalid value.
+        parameter (the message lists the task's parameters) or an invalid value (a value
+        of the wrong type raises :class:`ParamTypeError`, a TypeError and a ValueError).
 
     Examples
     --------
