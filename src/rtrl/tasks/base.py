@@ -48,7 +48,8 @@ class Params:
 def check_int(value, name: str, task: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Check an integer task parameter; ``task`` names the task in the message."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ParamTypeError(f"{task}: parameter {name!r}: expected an integer, got {type(value).__name__} {value!r}")
+        raise ParamTypeError(f"{task}: parameter {name!r}: expected an integer, got "
+                             f"{type(value).__name__} {value!r}")
     value = int(value)
     lo = "" if minimum is None else f">= {minimum}"
     hi = "" if maximum is None else f"<= {maximum}"
@@ -62,7 +63,8 @@ def check_real(value, name: str, task: str, *, low: float, high: float, open_low
                open_high: bool = False) -> float:
     """Check a real task parameter lies in the interval [low, high] (ends open if asked)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ParamTypeError(f"{task}: parameter {name!r}: expected a real number, got {type(value).__name__} {value!r}")
+        raise ParamTypeError(f"{task}: parameter {name!r}: expected a real number, got "
+                             f"{type(value).__name__} {value!r}")
     value = float(value)
     bad = (not math.isfinite(value) or value < low or value > high or (open_low and value == low)
            or (open_high and value == high))
