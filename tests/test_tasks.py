@@ -13,6 +13,7 @@ import pytest
 
 import rtrl.tasks
 import rtrl.tasks.base
+import rtrl.tasks.turing
 from rtrl.tasks import list_tasks, make
 from rtrl.tasks.turing import SYMBOLS, controller, is_balanced, run_machine
 
@@ -308,6 +309,6 @@ def test_turing_string_mix(p_balanced, verdict):
 
 
 def test_task_docstring_examples():
-    for module in (rtrl.tasks, rtrl.tasks.base):
+    for module in (rtrl.tasks, rtrl.tasks.base, rtrl.tasks.turing):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0
