@@ -34,7 +34,7 @@ def test_each_stream_equals_the_reference_alone(kernel, activation):
 
 def test_batched_engines_and_methods_agree():
     rng = np.random.default_rng(12)
-    W, xs, ds = _batch(rng, 3, 5, 1, 80)
+    W, xs, ds = _batch(rng, 3, 7, 1, 80)  # n = 7: streams one after the other (loops)
     kw = dict(learning_rate=0.3, teacher_forcing=False)
     Wn, yn = rtrl.train_online(W, xs, ds, engine="numpy", **kw)
     for extra in (dict(), dict(method="hybrid", block=6), dict(dtype="float32")):

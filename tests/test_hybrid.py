@@ -99,7 +99,7 @@ def test_hybrid_catches_a_wrong_block_boundary():
 
 
 def test_hybrid_arguments():
-    assert default_block(3) == 4 and default_block(64) == 64
+    assert default_block(3) == 4 and default_block(64) == 32
     rng = np.random.default_rng(8)
     W, xs, ds = random_problem(rng, 3, 1, 5)
     with pytest.raises(ValueError, match="engine='numba'"):

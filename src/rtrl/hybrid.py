@@ -38,10 +38,11 @@ __all__ = ["hybrid_run_kernel", "default_block"]
 
 
 def default_block(n_units: int) -> int:
-    """Block length h used when none is given: about n (at least 4)."""
-    # NOTE: h ~ n balances the per-step back-propagation (O(n^2 h)) against the block-end
-    # products amortised over h steps (O(n^3 K / h)); measured best near h = n on our machine.
-    return max(4, int(n_units))
+    """Block length h used when none is given: about n/2 (at least 4)."""
+    # NOTE: h ~ n/2 balances the per-step back-propagation (O(n^2 h)) against the block-end
+    # products amortised over h steps (O(n^3 K / h)); measured best near h = n/2 on our
+    # machine (n = 32, 64, 128; docs/performance.md).
+    return max(4, int(n_units) // 2)
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -61,7 +62,12 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
     dt = W.dtype
     W = W.copy()
     y = y.copy()
-    P0 = P.reshape(n, nK).copy()  # P(t0): (n, nK)
+    # NOTE: explicit copies instead of reshape: it pulls in Numba's error formatting (slow compile).
+    P0 = np.empty((n, nK), dt)  # P(t0): (n, nK)
+    for k in range(n):
+        for i in range(n):
+            for j in range(K):
+                P0[k, i * K + j] = P[k, i, j]
     As = np.empty((h, n, n), dt)  # A(tau) = diag(f') W_rec(tau)
     fps = np.empty((h, n), dt)  # f'(s(tau))
     Zs = np.empty((h, K), dt)  # z(tau)
@@ -78,7 +84,7 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
     Psi = np.empty((n, n), dt)
     Psi2 = np.empty((n, n), dt)
     CM = np.empty((h, n * n), dt)  # block end: CM[tau, k*n + i] = Psi_tau[k, i] f'_i(tau)
-    Pnew = np.empty((n, nK), dt)
+    Pnew = np.empty((n * n, K), dt)  # rows k*n + i: the same numbers as (n, nK)
     Ptmp = np.empty((n, nK), dt)
     s_in = 0  # steps stored in the current block
     for t in range(T):
@@ -178,10 +184,17 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
                         for i in range(n):
                             Psi[k, i] = Psi2[k, i]  # Phi
             # sum_tau Psi_tau B(tau): (n*n, s) @ (s, K) -> (n*n, K) == (n, nK)
-            np.dot(CM[:s_in].T, Zs[:s_in], Pnew.reshape(n * n, K))
+            np.dot(CM[:s_in].T, Zs[:s_in], Pnew)
             np.dot(Psi, P0, Ptmp)
             for k in range(n):
-                for q in range(nK):
-                    P0[k, q] = Pnew[k, q] + Ptmp[k, q]
+                for i in range(n):
+                    pk = Pnew[k * n + i]
+                    for j in range(K):
+                        P0[k, i * K + j] = pk[j] + Ptmp[k, i * K + j]
             s_in = 0
-    return W, y, P0.reshape(n, n, K), ys, G
+    Pout = np.empty((n, n, K), dt)
+    for k in range(n):
+        for i in range(n):
+            for j in range(K):
+                Pout[k, i, j] = P0[k, i * K + j]
+    return W, y, Pout, ys, G

@@ -39,11 +39,15 @@ import numpy as np
 from numba import njit
 
 __all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_blas", "BLAS_MIN_UNITS",
-           "KERNELS"]
+           "BATCH_INNER_MAX_UNITS", "KERNELS"]
 
 #: From this many units on, the sensitivity update uses a BLAS product (measured on a
 #: 2-core Xeon, AVX-512; see docs/performance.md). Override with ``kernel="blas"``/``"loops"``.
 BLAS_MIN_UNITS = 12
+
+#: Up to this many units, batched streams run in the batch-innermost kernel; above, one
+#: stream after the other through the single-stream kernel (measured faster from n = 8 on).
+BATCH_INNER_MAX_UNITS = 5
 
 #: Names accepted by :func:`choose_blas` (``"auto"`` picks by size).
 KERNELS = ("auto", "loops", "blas")
@@ -99,8 +103,13 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0)
     W = W.copy()
     y = y.copy()
     # Two buffers of n+1 rows: rows :n hold P (n, nK), row n the gradient row of the product.
+    # NOTE: explicit copies instead of reshape / slice assignment: those pull in Numba's
+    # error-message formatting, which alone doubles the compile time.
     Pa = np.zeros((n + 1, nK), dt)
-    Pa[:n] = P.reshape(n, nK)
+    for k in range(n):
+        for i in range(n):
+            for j in range(K):
+                Pa[k, i * K + j] = P[k, i, j]
     Pb = np.zeros((n + 1, nK), dt)
     Aext = np.zeros((n + 1, n), dt)  # [diag(f') W_rec diag(keep); e^T (that)]
     keep = np.ones(n, dt)  # 0 for units forced at the previous step (their P rows count as 0)
@@ -211,12 +220,12 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0)
         tmp = Pa
         Pa = Pb
         Pb = tmp
-    Pout = Pa[:n].copy()
+    Pout = np.empty((n, n, K), dt)
     for k in range(n):
-        if keep[k] == 0.0:
-            for q in range(nK):
-                Pout[k, q] = 0.0
-    return W, y, Pout.reshape(n, n, K), ys, G
+        for i in range(n):
+            for j in range(K):
+                Pout[k, i, j] = Pa[k, i * K + j] * keep[k]
+    return W, y, Pout, ys, G
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -236,7 +245,10 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
     W = W.copy()
     y = y.copy()
     Pa = np.zeros((n + 1, nK, B), dt)
-    Pa[:n] = P
+    for k in range(n):
+        for q in range(nK):
+            for b in range(B):
+                Pa[k, q, b] = P[k, q, b]
     Pb = np.zeros((n + 1, nK, B), dt)
     Aext = np.zeros((n + 1, n, B), dt)
     keep = np.ones((n, B), dt)
@@ -251,10 +263,13 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
     # NOTE: every inner loop runs over the stream axis b through 1-D views, which LLVM vectorises.
     for t in range(T):
         for j in range(m):
-            z[j] = xs[t, j]
-        z[m] = 1.0
+            for b in range(B):
+                z[j, b] = xs[t, j, b]
+        for b in range(B):
+            z[m, b] = 1.0
         for k in range(n):
-            z[m + 1 + k] = y[k]
+            for b in range(B):
+                z[m + 1 + k, b] = y[k, b]
         # s(t) = W z(t); y(t+1) = f(s(t)); e(t)
         for k in range(n):
             acc[:] = 0.0
@@ -269,9 +284,10 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
             efk = ef[k]
             dk = ds[t, k]
             mk = mask[t, k]
+            for b in range(B):  # the libm calls alone, so the loop below vectorises
+                yt[b] = _f(acc[b], act)
             for b in range(B):
-                yk = _f(acc[b], act)
-                yt[b] = yk
+                yk = yt[b]
                 fk[b] = _fprime(yk, act)
                 ek[b] = dk[b] - yk if mk[b] else 0.0
                 efk[b] = ek[b] * fk[b]
@@ -290,12 +306,16 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
                     a = fk[b] * w[b] * kp[b]
                     ak[b] = a
                     anl[b] = anl[b] + ek[b] * a
-        # Pb = Aext @ P(t), per stream
+        # Pb = Aext @ P(t), per stream (1-D views over the stream axis vectorise; the first
+        # row of P initialises the sum, which keeps the order of the plain loop over l)
         for k in range(n + 1):
             for q in range(nK):
                 o = Pb[k, q]
-                o[:] = 0.0
-                for l in range(n):
+                a = Aext[k, 0]
+                p = Pa[0, q]
+                for b in range(B):
+                    o[b] = a[b] * p[b]
+                for l in range(1, n):
                     a = Aext[k, l]
                     p = Pa[l, q]
                     for b in range(B):
@@ -346,19 +366,17 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
         tmp = Pa
         Pa = Pb
         Pb = tmp
-    Pout = Pa[:n].copy()
+    Pout = np.empty((n, nK, B), dt)
     for k in range(n):
-        kp = keep[k]
         for q in range(nK):
-            o = Pout[k, q]
             for b in range(B):
-                o[b] = o[b] * kp[b]
+                Pout[k, q, b] = Pa[k, q, b] * keep[k, b]
     return W, y, Pout, ys, G
 
 
 @njit(cache=True, fastmath={"contract"})
-def _run_streams_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
-    """B streams one after the other with the single-stream BLAS kernel (large networks).
+def _run_streams_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm):
+    """B streams one after the other with the single-stream kernel (larger networks).
 
     W (B, n, K), y (B, n), P (B, n, n, K), xs (B, T, m), ds, mask (B, T, n).
     """
@@ -371,13 +389,19 @@ def _run_streams_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
     ys = np.empty((Bn, T, n), W.dtype)
     G = np.empty((Bn, n, K), W.dtype)
     for b in range(Bn):
-        Wb, yb, Pb, ysb, Gb = rtrl_run_kernel(W[b], y[b], P[b], xs[b], ds[b], mask[b], lr, act, tf, True,
+        Wb, yb, Pb, ysb, Gb = rtrl_run_kernel(W[b], y[b], P[b], xs[b], ds[b], mask[b], lr, act, tf, use_blas,
                                               clip_norm)
-        Wo[b] = Wb
-        yo[b] = yb
-        Po[b] = Pb
-        ys[b] = ysb
-        G[b] = Gb
+        for k in range(n):
+            yo[b, k] = yb[k]
+            for j in range(K):
+                Wo[b, k, j] = Wb[k, j]
+                G[b, k, j] = Gb[k, j]
+            for i in range(n):
+                for j in range(K):
+                    Po[b, k, i, j] = Pb[k, i, j]
+        for t in range(T):
+            for k in range(n):
+                ys[b, t, k] = ysb[t, k]
     return Wo, yo, Po, ys, G
 
 
@@ -385,15 +409,16 @@ def run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
     """Run B independent streams; stream-first arrays in and out.
 
     W (B, n, K), y (B, n), P (B, n, n, K), xs (B, T, m), ds (B, T, n), mask (B, T, n) bool,
-    all of one float type. ``use_blas`` False: the batch-innermost loop kernel (small n);
-    True: each stream through the single-stream BLAS kernel. Returns
+    all of one float type. Networks of up to ``BATCH_INNER_MAX_UNITS`` units without
+    ``use_blas`` run in the batch-innermost loop kernel; otherwise each stream runs through
+    the single-stream kernel (loops or BLAS as ``use_blas`` says). Returns
     (W (B, n, K), y (B, n), P (B, n, n, K), ys (B, T, n), G (B, n, K)); each stream's result
     is that of :func:`rtrl_run_kernel` on it alone (to rounding).
     """
-    if use_blas:
-        c = np.ascontiguousarray
-        return _run_streams_kernel(c(W), c(y), c(P), c(xs), c(ds), c(mask), lr, act, tf, clip_norm)
     Bn, n, K = W.shape
+    if use_blas or n > BATCH_INNER_MAX_UNITS:
+        c = np.ascontiguousarray
+        return _run_streams_kernel(c(W), c(y), c(P), c(xs), c(ds), c(mask), lr, act, tf, use_blas, clip_norm)
     # NOTE: stream axis moved innermost so each operation runs across all streams at once.
     Wt = np.ascontiguousarray(np.moveaxis(W, 0, -1))  # (n, K, B)
     yt = np.ascontiguousarray(y.T)  # (n, B)
