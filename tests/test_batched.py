@@ -34,10 +34,10 @@ def test_each_stream_equals_the_reference_alone(kernel, activation):
 
 def test_batched_engines_and_methods_agree():
     rng = np.random.default_rng(12)
-    W, xs, ds = _batch(rng, 3, 7, 1, 80)  # n = 7: streams one after the other (loops)
+    W, xs, ds = _batch(rng, 3, 7, 1, 80)  # n = 7: streams one after the other
     kw = dict(learning_rate=0.3, teacher_forcing=False)
     Wn, yn = rtrl.train_online(W, xs, ds, engine="numpy", **kw)
-    for extra in (dict(), dict(method="hybrid", block=6), dict(dtype="float32")):
+    for extra in (dict(), dict(kernel="loops"), dict(method="hybrid", block=6), dict(dtype="float32")):
         Wf, yf = rtrl.train_online(W, xs, ds, **kw, **extra)
         tol = 1e-4 if extra.get("dtype") else 1e-10
         np.testing.assert_allclose(Wf, Wn, rtol=tol, atol=tol / 100, err_msg=str(extra))

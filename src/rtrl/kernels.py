@@ -43,7 +43,7 @@ __all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_
 
 #: From this many units on, the sensitivity update uses a BLAS product (measured on a
 #: 2-core Xeon, AVX-512; see docs/performance.md). Override with ``kernel="blas"``/``"loops"``.
-BLAS_MIN_UNITS = 12
+BLAS_MIN_UNITS = 6
 
 #: Up to this many units, batched streams run in the batch-innermost kernel; above, one
 #: stream after the other through the single-stream kernel (measured faster from n = 8 on).
