@@ -389,12 +389,12 @@ def markdown_report(res):
             lines.append(
                 f"| {r['n']} | {_fmt(r['numpy_us'])} | {_fmt(r['compiled_us'])} ({r['kernel']}) | "
                 f"{_fmt(r['hybrid_us'])} ({r['block']}) | {_fmt(r['bptt_us'])} | {_fmt(r['product_us'])} | "
-                f"{r['compiled_ratio']:.2f} | {r['hybrid_ratio']:.2f} | {r['speedup_vs_numpy']:,.0f}x | "
+                f"{r['compiled_ratio']:.2f} | {r['hybrid_ratio']:.2f} | {r['speedup_vs_numpy']:,.1f}x | "
                 f"{r['hybrid_speedup_vs_rtrl']:.2f}x | {r['hybrid_rel_diff_W']:.1e} |")
         lines.append("")
     if res.get("batched"):
-        lines += ["## Batched streams (microseconds per stream-step)", "", "| n | streams B | us / stream-step | engine |",
-                  "|---:|---:|---:|---|"]
+        lines += ["## Batched streams (microseconds per stream-step)", "",
+                  "| n | streams B | us / stream-step | engine |", "|---:|---:|---:|---|"]
         lines += [f"| {b['n']} | {b['B']} | {b['us_per_stream_step']:.4f} | {b['engine']} |" for b in res["batched"]]
         lines.append("")
     if res.get("compile"):
@@ -406,7 +406,8 @@ def markdown_report(res):
         lines.append(f"| (import rtrl) | {c['first']['import_s']:.2f} | {c['cached']['import_s']:.2f} |")
         lines.append("")
     if res.get("memory"):
-        lines += ["## Peak RSS against sequence length (n = 16)", "", "| method | T | peak RSS (MB) |", "|---|---:|---:|"]
+        lines += ["## Peak RSS against sequence length (n = 16)", "",
+                  "| method | T | peak RSS (MB) |", "|---|---:|---:|"]
         lines += [f"| {r['kind']} | {r['T']:,d} | {r['peak_rss_mb']:.1f} |" for r in res["memory"]]
         lines.append("")
     lines += ["## Targets", "", "| target | measured | goal | met |", "|---|---:|---|---|"]
