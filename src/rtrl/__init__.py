@@ -10,7 +10,9 @@ from ._version import __version__
 from .activations import ACTIVATIONS
 from .api import (RTRLState, forward, gradient, init_state, loss, run, train_online,
                   train_online_bptt)
+from . import tasks
 from .checking import GradientCheckError, check_gradient
+from .io import ModelFileError, load, save
 from .learner import OnlineLearner
 from .network import init_weights
 
@@ -29,4 +31,8 @@ __all__ = [
     "init_weights",
     "check_gradient",
     "GradientCheckError",
+    "load",
+    "save",
+    "ModelFileError",
+    "tasks",
 ]

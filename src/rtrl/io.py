@@ -146,7 +146,8 @@ def save(learner, path, *, extra=None) -> None:
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "rtrl_version": __version__,
-        "config": {k: config[k] for k in ("n_units", "n_inputs", "activation", "teacher_forcing", "engine")},
+        "config": {k: config[k] for k in ("n_units", "n_inputs", "activation", "teacher_forcing", "engine",
+                                          "n_streams")},
         # NOTE: the learner does plain SGD; its settings are stored as an optimizer entry
         # of their own so that a future optimizer (with state arrays) fits the format.
         "optimizer": {"kind": "sgd", "learning_rate": config["learning_rate"], "clip_norm": config["clip_norm"]},
@@ -230,8 +231,12 @@ def _check(spath, raw, meta):
                              f"teacher_forcing={config.get('teacher_forcing')!r})")
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
         raise ModelFileError(spath, f"has an invalid step count t={t!r}")
+    B = config.get("n_streams")  # absent in files of a single stream
+    if B is not None and (isinstance(B, bool) or not isinstance(B, int) or B < 1):
+        raise ModelFileError(spath, f"has an invalid configuration (n_streams={B!r})")
+    batch = () if B is None else (B,)
     K = m + 1 + n
-    shapes = {"W": (n, K), "y": (n,), "P": (n, n, K), "y0": (n,)}
+    shapes = {"W": batch + (n, K), "y": batch + (n,), "P": batch + (n, n, K), "y0": batch + (n,)}
     for name, shape in shapes.items():
         if name not in raw:
             raise ModelFileError(spath, f"is incomplete: the array {name!r} is missing")

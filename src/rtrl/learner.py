@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_method, check_positive
+from ._validation import check_method, check_positive, check_random_state
 from .activations import activation_code
 from .api import ENGINES, RTRLState, _run_arrays, init_state, run
 from .network import DEFAULT_WEIGHT_SCALE, init_weights
@@ -42,11 +42,17 @@ class OnlineLearner:
     engine : {"numba", "numpy"}
     clip_norm : float, optional
         Cap on the Frobenius norm of each per-step gradient before it is applied (None: no cap).
+    n_streams : int, optional
+        Run B = ``n_streams`` independent networks side by side (batched streams, one set of
+        settings): W (B, n, K) (each stream drawn in turn from ``rng``, or given), ``step`` takes
+        x (B, m) and target (B, n) and returns (B, n), ``partial_fit`` takes xs (B, T, m).
+        Each stream is exactly what it would be alone. None (default): one stream, no batch axis.
 
     Attributes
     ----------
     state : RTRLState
-        Weights W (n, K), outputs y (n,), sensitivities P (n, n, K) and step count t.
+        Weights W (n, K), outputs y (n,), sensitivities P (n, n, K) and step count t
+        (with a leading axis B on W, y and P for batched streams).
 
     Examples
     --------
@@ -58,19 +64,29 @@ class OnlineLearner:
     """
 
     def __init__(self, n_units, n_inputs, *, learning_rate, activation="logistic", teacher_forcing=False,
-                 weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None, engine="numba", clip_norm=None):
+                 weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None, engine="numba", clip_norm=None,
+                 n_streams=None):
         self.learning_rate = check_positive(learning_rate, "learning_rate", allow_zero=True)
         activation_code(activation)
         self.activation = activation
         self.teacher_forcing = bool(teacher_forcing)
         self.engine = check_method(engine, ENGINES, "engine")
         self.clip_norm = None if clip_norm is None else check_positive(clip_norm, "clip_norm")
+        if n_streams is not None and (isinstance(n_streams, bool) or not isinstance(n_streams, (int, np.integer))
+                                      or n_streams < 1):
+            raise ValueError(f"n_streams: expected None or an integer >= 1, got {n_streams!r}")
+        batch = () if n_streams is None else (int(n_streams),)
         if W is None:
-            W = init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
+            if batch:
+                rng = check_random_state(rng)
+                W = np.stack([init_weights(n_units, n_inputs, scale=weight_scale, rng=rng) for _ in range(batch[0])])
+            else:
+                W = init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
         W = np.array(W, dtype=np.float64)
-        if W.shape != (n_units, n_inputs + 1 + n_units):
-            raise ValueError(f"W: expected shape (n_units, n_inputs + 1 + n_units) = "
-                             f"({n_units}, {n_inputs + 1 + n_units}), got {W.shape}")
+        if W.shape != batch + (n_units, n_inputs + 1 + n_units):
+            lead = f"(n_streams, n_units, n_inputs + 1 + n_units) = ({batch[0]}, " if batch else \
+                "(n_units, n_inputs + 1 + n_units) = ("
+            raise ValueError(f"W: expected shape {lead}{n_units}, {n_inputs + 1 + n_units}), got {W.shape}")
         self.state = init_state(W, y0)
         self._y0 = self.state.y.copy()
 
@@ -93,25 +109,38 @@ class OnlineLearner:
 
     @property
     def n_units(self) -> int:
-        return self.state.W.shape[0]
+        return self.state.W.shape[-2]
 
     @property
     def n_inputs(self) -> int:
-        return self.state.W.shape[1] - 1 - self.n_units
+        return self.state.W.shape[-1] - 1 - self.n_units
+
+    @property
+    def n_streams(self) -> int | None:
+        """B for batched streams, None for a single stream."""
+        return self.state.W.shape[0] if self.state.W.ndim == 3 else None
 
     def config(self) -> dict:
         """The learner's settings (everything but the state), as plain JSON-able values."""
         return {"n_units": self.n_units, "n_inputs": self.n_inputs, "learning_rate": self.learning_rate,
                 "activation": self.activation, "teacher_forcing": self.teacher_forcing, "engine": self.engine,
-                "clip_norm": self.clip_norm}
+                "clip_norm": self.clip_norm, "n_streams": self.n_streams}
 
     # -- learning -----------------------------------------------------------------------------
     def step(self, x, target=None, mask=None) -> np.ndarray:
         """Consume one input row x (m,), learn from ``target`` (n,) and return y(t+1) (n,).
 
         ``target`` may hold NaN for units without a target; ``None`` means no target at all.
-        The state is unchanged if the arguments are rejected.
+        The state is unchanged if the arguments are rejected. Batched streams: x (B, m),
+        target and mask (B, n), returns (B, n).
         """
+        if self.n_streams is not None:
+            xs = np.asarray(x, dtype=np.float64)
+            if xs.shape != (self.n_streams, self.n_inputs):
+                raise ValueError(f"x: expected shape (n_streams, n_inputs) = ({self.n_streams}, {self.n_inputs}), "
+                                 f"got {xs.shape}")
+            add_axis = (lambda a: None if a is None else np.asarray(a)[:, None])  # noqa: E731
+            return self.partial_fit(xs[:, None], add_axis(target), add_axis(mask))[:, 0]
         n, m = self.n_units, self.n_inputs
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (m,):
@@ -156,6 +185,7 @@ class OnlineLearner:
     def partial_fit(self, xs, targets=None, mask=None) -> np.ndarray:
         """Consume a chunk xs (T, m) with targets (T, n); return the outputs ys (T, n).
 
+        Batched streams: xs (B, T, m), targets and mask (B, T, n), returns (B, T, n).
         Equivalent to T calls of :meth:`step`, and to one pass over the concatenated stream.
         """
         self.state, ys = run(self.state, xs, targets, mask, learning_rate=self.learning_rate,
@@ -175,15 +205,17 @@ class OnlineLearner:
         if not isinstance(state, RTRLState):
             raise TypeError(f"state: expected an RTRLState, got {type(state).__name__}")
         W = np.asarray(state.W, dtype=np.float64)
-        if W.ndim != 2 or W.shape[1] < W.shape[0] + 1:
-            raise ValueError(f"state.W: expected shape (n_units, n_inputs + 1 + n_units), got {W.shape}")
-        n, K = W.shape
+        if W.ndim not in (2, 3) or W.shape[-1] < W.shape[-2] + 1:
+            raise ValueError(f"state.W: expected shape ([n_streams,] n_units, n_inputs + 1 + n_units), got {W.shape}")
+        batch = W.shape[:-2]
+        n, K = W.shape[-2:]
         net = cls(n, K - 1 - n, learning_rate=learning_rate, activation=activation,
-                  teacher_forcing=teacher_forcing, W=W, y0=y0, engine=engine, clip_norm=clip_norm)
+                  teacher_forcing=teacher_forcing, W=W, y0=y0, engine=engine, clip_norm=clip_norm,
+                  n_streams=batch[0] if batch else None)
         y = np.array(state.y, dtype=np.float64)
         P = np.array(state.P, dtype=np.float64)
-        if y.shape != (n,) or P.shape != (n, n, K):
-            raise ValueError(f"state: expected y ({n},) and P ({n}, {n}, {K}) for W {W.shape}, "
+        if y.shape != batch + (n,) or P.shape != batch + (n, n, K):
+            raise ValueError(f"state: expected y {batch + (n,)} and P {batch + (n, n, K)} for W {W.shape}, "
                              f"got y {y.shape} and P {P.shape}")
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(P))):
             raise ValueError("state: y or P contains NaN or inf; the state must be finite")
@@ -208,6 +240,7 @@ class OnlineLearner:
         self.state = RTRLState(s.W, self._y0.copy(), np.zeros_like(s.P), s.t)
 
     def __repr__(self) -> str:
-        return (f"OnlineLearner(n_units={self.n_units}, n_inputs={self.n_inputs}, "
+        streams = "" if self.n_streams is None else f", n_streams={self.n_streams}"
+        return (f"OnlineLearner(n_units={self.n_units}, n_inputs={self.n_inputs}{streams}, "
                 f"learning_rate={self.learning_rate}, activation={self.activation!r}, "
                 f"teacher_forcing={self.teacher_forcing}, t={self.t})")
