@@ -57,7 +57,7 @@ def test_metadata_records_config_optimizer_version_and_extra(tmp_path, rng):
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["optimizer"] == {"kind": "sgd", "learning_rate": 0.3, "clip_norm": 2.0}
     assert meta["config"] == {"n_units": 4, "n_inputs": 2, "activation": "logistic", "teacher_forcing": False,
-                              "engine": "numba"}
+                              "engine": "numba", "n_streams": None}
     assert meta["t"] == 60
     assert meta["extra"] == {"note": "hello", "rows": 60}
 
