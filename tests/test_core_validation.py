@@ -93,3 +93,13 @@ def test_teacher_forcing_needs_targets():
     state = rtrl.init_state(W)
     with pytest.raises(ValueError, match=r"teacher_forcing: needs targets"):
         rtrl.run(state, XS, None, teacher_forcing=True)
+
+
+def test_cli_stops_quietly_when_its_reader_goes_away():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m rtrl tasks | head -1", shell=True, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
