@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .kernels import _f, _fprime
+from .kernels import _combine_rows, _f, _fprime
 
 __all__ = ["hybrid_run_kernel", "default_block"]
 
@@ -131,27 +131,7 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
             # g = lam^T P(t0), the step's one read of all of P(t0) (the hybrid's per-step floor).
             # NOTE: a loop over four rows of P(t0) per pass: ~5 % faster here than BLAS dgemv
             # (and Numba's vector @ matrix path is ~5x slower).
-            for q in range(nK):
-                g[q] = 0.0
-            l = 0
-            while l + 4 <= n:
-                a0 = lam[l]
-                a1 = lam[l + 1]
-                a2 = lam[l + 2]
-                a3 = lam[l + 3]
-                p0 = P0[l]
-                p1 = P0[l + 1]
-                p2 = P0[l + 2]
-                p3 = P0[l + 3]
-                for q in range(nK):
-                    g[q] = g[q] + a0 * p0[q] + a1 * p1[q] + a2 * p2[q] + a3 * p3[q]
-                l += 4
-            while l < n:
-                a0 = lam[l]
-                p0 = P0[l]
-                for q in range(nK):
-                    g[q] = g[q] + a0 * p0[q]
-                l += 1
+            _combine_rows(g, lam, P0, n, nK)
             np.dot(C[:r0 + 1].T, Zs[:r0 + 1], gz)  # sum_tau c_tau (x) z(tau): (n, K)
             for i in range(n):
                 gi = gz[i]

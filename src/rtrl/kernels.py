@@ -85,6 +85,36 @@ def _fprime(y, act):
     return 1.0 - y * y
 
 
+@njit(cache=True, inline="always")
+def _combine_rows(out, coef, rows, n, nK):
+    """out[:nK] = sum_l coef[l] * rows[l, :nK] for l < n (a vector-matrix product by explicit loops).
+
+    NOTE: 1-D row views and four rows per pass let LLVM vectorise the inner loop; the sum keeps
+    the order of the plain loop over l.
+    """
+    for q in range(nK):
+        out[q] = 0.0
+    l = 0
+    while l + 4 <= n:
+        a0 = coef[l]
+        a1 = coef[l + 1]
+        a2 = coef[l + 2]
+        a3 = coef[l + 3]
+        p0 = rows[l]
+        p1 = rows[l + 1]
+        p2 = rows[l + 2]
+        p3 = rows[l + 3]
+        for q in range(nK):
+            out[q] = out[q] + a0 * p0[q] + a1 * p1[q] + a2 * p2[q] + a3 * p3[q]
+        l += 4
+    while l < n:
+        a0 = coef[l]
+        p0 = rows[l]
+        for q in range(nK):
+            out[q] = out[q] + a0 * p0[q]
+        l += 1
+
+
 @njit(cache=True, fastmath={"contract"})
 def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
     """Compiled real-time RTRL over a sequence; arguments are not modified.
@@ -157,28 +187,7 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0)
             # NOTE: 1-D row views and four rows of P per pass let LLVM vectorise this loop; the
             # sum keeps the order of the plain loop over l.
             for k in range(rows):
-                o = Pb[k]
-                for q in range(nK):
-                    o[q] = 0.0
-                l = 0
-                while l + 4 <= n:
-                    a0 = Aext[k, l]
-                    a1 = Aext[k, l + 1]
-                    a2 = Aext[k, l + 2]
-                    a3 = Aext[k, l + 3]
-                    p0 = Pa[l]
-                    p1 = Pa[l + 1]
-                    p2 = Pa[l + 2]
-                    p3 = Pa[l + 3]
-                    for q in range(nK):
-                        o[q] = o[q] + a0 * p0[q] + a1 * p1[q] + a2 * p2[q] + a3 * p3[q]
-                    l += 4
-                while l < n:
-                    a0 = Aext[k, l]
-                    p0 = Pa[l]
-                    for q in range(nK):
-                        o[q] = o[q] + a0 * p0[q]
-                    l += 1
+                _combine_rows(Pb[k], Aext[k], Pa, n, nK)
         # + B(t): f'_k z_j on the diagonal blocks; the gradient row gets (e o f') (x) z
         for k in range(n):
             c = fp[k]

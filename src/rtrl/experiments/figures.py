@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .report import group_by_config
+from .report import _flat_config as _flat
+from .report import _varying_keys, group_by_config
 
 __all__ = ["learning_curves", "free_run_vs_target", "success_vs_units", "delay_units_heatmap",
            "figures_for_claim", "figures_for_runs"]
@@ -46,19 +47,7 @@ def _safe(name: str) -> str:
 
 def _varying(configs) -> list[str]:
     """The keys (task parameters flattened) whose values differ between configurations."""
-    flat = [_flat(c) for c in configs]
-    keys = [k for k in flat[0]] if flat else []
-    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
-
-
-def _flat(cfg) -> dict:
-    out = {}
-    for k, v in cfg.items():
-        if k == "task_params":
-            out.update(v.items() if isinstance(v, dict) else (v or []))
-        elif k != "task":
-            out[k] = v
-    return out
+    return _varying_keys(list(configs))
 
 
 def _short_label(cfg, keys) -> str:
