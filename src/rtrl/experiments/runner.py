@@ -168,8 +168,11 @@ class Runner:
             n = self.workers or default_workers()
             # NOTE: processes, one thread each: runs are CPU-bound compiled loops; distributed's
             # pre-spawn environment already pins OMP/MKL/OpenBLAS to one thread per worker.
+            # Worker logs below CRITICAL are silenced: on a loaded machine a late heartbeat logs a
+            # traceback although the worker reconnects and no result changes; a run that really
+            # fails reaches us through its future and raises RunError.
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                         dashboard_address=None, silence_logs=logging.ERROR,
+                                         dashboard_address=None, silence_logs=logging.CRITICAL,
                                          # no dashboard; its plain HTTP endpoint on a free loopback port
                                          scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
             self._client = Client(self._cluster, set_as_default=False)
