@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .kernels import _combine_rows, _f, _fprime
+from .kernels import _combine_rows, _f, _fill_z, _fprime
 
 __all__ = ["hybrid_run_kernel", "default_block"]
 
@@ -91,11 +91,7 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
     for t in range(T):
         r0 = s_in
         # forward step with the current weights: z(t), y(t+1), f', e(t)
-        for j in range(m):
-            z[j] = xs[t, j]
-        z[m] = 1.0
-        for k in range(n):
-            z[m + 1 + k] = y[k]
+        _fill_z(z, xs[t], y, m, n)
         any_target = False
         np.dot(W, z, sv)  # s(t) = W z(t)
         for k in range(n):

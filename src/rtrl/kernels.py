@@ -86,6 +86,16 @@ def _fprime(y, act):
 
 
 @njit(cache=True, inline="always")
+def _fill_z(z, x, y, m, n):
+    """z = [x (m), 1 (bias), y (n)]: the paper's z(t), written in place."""
+    for j in range(m):
+        z[j] = x[j]
+    z[m] = 1.0
+    for k in range(n):
+        z[m + 1 + k] = y[k]
+
+
+@njit(cache=True, inline="always")
 def _combine_rows(out, coef, rows, n, nK):
     """out[:nK] = sum_l coef[l] * rows[l, :nK] for l < n (a vector-matrix product by explicit loops).
 
@@ -149,12 +159,7 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0)
     fp = np.empty(n, dt)
     e = np.empty(n, dt)
     for t in range(T):
-        # z(t) = [x(t), 1, y(t)]
-        for j in range(m):
-            z[j] = xs[t, j]
-        z[m] = 1.0
-        for k in range(n):
-            z[m + 1 + k] = y[k]
+        _fill_z(z, xs[t], y, m, n)  # z(t) = [x(t), 1, y(t)]
         # s(t) = W z(t); y(t+1) = f(s(t)); e(t) = mask (d - y(t+1))
         any_target = False
         for k in range(n):
