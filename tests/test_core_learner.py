@@ -118,3 +118,20 @@ def test_truncated_bptt_is_an_approximation_of_rtrl(rng):
     W_h20, _ = rtrl.train_online_bptt(W, xs, ds, learning_rate=0.05, truncation=20)
     # a longer window is closer to the exact real-time gradient
     assert np.linalg.norm(W_h20 - W_rt) < np.linalg.norm(W_h1 - W_rt)
+
+
+def test_step_with_an_explicit_mask_equals_partial_fit(rng):
+    W, xs, ds = random_problem(rng, 4, 2, 40, p_target=1.0)
+    mask = rng.random((40, 4)) < 0.5
+    filled = np.where(mask, ds, np.nan)
+    filled[~mask & (rng.random((40, 4)) < 0.5)] = 7.0  # values off the mask are ignored
+    a = rtrl.OnlineLearner(4, 2, W=W, learning_rate=0.5, teacher_forcing=True)
+    b = rtrl.OnlineLearner(4, 2, W=W, learning_rate=0.5, teacher_forcing=True)
+    ys_a = np.stack([a.step(xs[t], filled[t], mask[t]) for t in range(40)])
+    ys_b = b.partial_fit(xs, np.where(mask, ds, np.nan))
+    np.testing.assert_array_equal(ys_a, ys_b)
+    np.testing.assert_array_equal(a.W, b.W)
+    with pytest.raises(ValueError, match=r"target: NaN where mask is True"):
+        a.step(xs[0], np.full(4, np.nan), np.ones(4, bool))
+    with pytest.raises(ValueError, match=r"mask: expected shape \(n_units,\) = \(4,\), got \(3,\)"):
+        a.step(xs[0], ds[0], np.ones(3, bool))

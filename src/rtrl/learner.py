@@ -12,7 +12,10 @@ import numpy as np
 from ._validation import check_method, check_positive, check_random_state
 from .activations import activation_code
 from .api import ENGINES, RTRLState, _run_arrays, init_state, run
+from .kernels import prepare_row
 from .network import DEFAULT_WEIGHT_SCALE, init_weights
+
+_NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
 
 __all__ = ["OnlineLearner"]
 
@@ -145,29 +148,28 @@ class OnlineLearner:
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (m,):
             raise ValueError(f"x: expected shape (n_inputs,) = ({m},), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("x: contains NaN or inf; inputs must be finite")
         if target is None:
             if mask is not None:
                 raise ValueError("mask: given without target; pass target as well")
-            d = np.zeros(n)
-            mk = np.zeros(n, dtype=bool)
+            d = np.full(n, np.nan)
         else:
             d = np.asarray(target, dtype=np.float64)
             if d.shape != (n,):
                 raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
-            if np.any(np.isinf(d)):
-                raise ValueError("target: contains inf; use NaN for 'no target'")
-            if mask is None:
-                mk = ~np.isnan(d)
-            else:
-                mk = np.asarray(mask, dtype=bool)
-                if mk.shape != (n,):
-                    raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk.shape}")
-                if np.any(mk & np.isnan(d)):
-                    raise ValueError("target: NaN where mask is True")
-            d = np.where(mk, d, 0.0)
-        return self._step_checked(x[None, :], d[None, :], mk[None, :])[0]
+        if mask is None:
+            mk_in = _NO_MASK
+        else:
+            mk_in = np.asarray(mask, dtype=bool)
+            if mk_in.shape != (n,):
+                raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk_in.shape}")
+        ds = np.empty((1, n))
+        mk = np.empty((1, n), dtype=bool)
+        status = prepare_row(x, d, mk_in, mask is not None, ds, mk)
+        if status:
+            raise ValueError(("x: contains NaN or inf; inputs must be finite",
+                              "target: contains inf; use NaN for 'no target'",
+                              "target: NaN where mask is True")[status - 1])
+        return self._step_checked(x[None, :], ds, mk)[0]
 
     def _step_checked(self, xs, ds, mask) -> np.ndarray:
         """One step from already validated arrays xs (1, m), ds (1, n) (0 where no target), mask (1, n).
