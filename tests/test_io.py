@@ -163,7 +163,7 @@ def test_flipped_byte_inside_array_data_is_detected(tmp_path, model_file):
     _, path = model_file
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo("P.npy")
+        info = zf.getinfo("state.P.npy")
     # Local header: 30 bytes + name + extra, then the .npy bytes; flip a byte near the end of P's data.
     pos = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.file_size - 5
     data[pos] ^= 0x01
@@ -254,14 +254,29 @@ def test_incompatible_files(tmp_path, model_file):
     _expect_error(_rewrite(path, tmp_path / "c.npz", meta=wider), "expected float64 of shape")
 
     def no_p(c):
-        del c["P"]
+        del c["state.P"]
 
-    _expect_error(_rewrite(path, tmp_path / "d.npz", arrays=no_p), "'P' is missing")
+    _expect_error(_rewrite(path, tmp_path / "d.npz", arrays=no_p), "'state.P' of rule 'rtrl' is missing")
 
     def as_float32(c):
-        c["y"] = c["y"].astype(np.float32)
+        from rtrl.io import _digest
 
-    _expect_error(_rewrite(path, tmp_path / "e.npz", arrays=as_float32), "'y': expected float64")
+        c["state.y"] = c["state.y"].astype(np.float32)
+        m = json.loads(str(c["meta"]))
+        m["sha256"]["state.y"] = _digest(c["state.y"])  # a valid checksum: only the dtype check can catch it
+        c["meta"] = np.array(json.dumps(m))
+
+    _expect_error(_rewrite(path, tmp_path / "e.npz", arrays=as_float32), "'state.y': expected float64")
+
+    def unknown_rule(m):
+        m["rule"] = {"name": "no-such-rule", "options": {}}
+
+    _expect_error(_rewrite(path, tmp_path / "h.npz", meta=unknown_rule), "cannot build.*no-such-rule")
+
+    def stray_entry(c):
+        c["state.Q"] = np.zeros(3)
+
+    _expect_error(_rewrite(path, tmp_path / "i.npz", arrays=stray_entry), "state.Q")
 
     def no_config(m):
         del m["config"]
@@ -278,8 +293,8 @@ def test_diverged_state_in_file_is_rejected(tmp_path, model_file):
     _, path = model_file
 
     def nan_p(c):
-        c["P"] = c["P"].copy()
-        c["P"][0, 0, 0] = np.nan
+        c["state.P"] = c["state.P"].copy()
+        c["state.P"][0, 0, 0] = np.nan
 
     dest = _rewrite(path, tmp_path / "n.npz", arrays=nan_p)
     # give it a valid checksum so only the finiteness check can catch it
@@ -288,10 +303,10 @@ def test_diverged_state_in_file_is_rejected(tmp_path, model_file):
     with np.load(dest) as z:
         content = {k: z[k] for k in z.files}
     m = json.loads(str(content["meta"]))
-    m["sha256"]["P"] = _digest(content["P"])
+    m["sha256"]["state.P"] = _digest(content["state.P"])
     content["meta"] = np.array(json.dumps(m))
     np.savez(dest, **content)
-    _expect_error(dest, "'P' contains NaN")
+    _expect_error(dest, "'state.P' contains NaN")
 
 
 def test_from_state_validates(rng):

@@ -17,7 +17,8 @@ from ._validation import check_method, check_positive, check_sequences, check_we
 from .activations import activation_code
 
 __all__ = ["RTRLState", "init_state", "run", "forward", "loss", "gradient", "train_online",
-           "train_online_bptt", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS", "DTYPES"]
+           "train_online_bptt", "resolve_rule", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS",
+           "DTYPES"]
 
 ENGINES = ("numba", "numpy")
 GRADIENT_METHODS = ("rtrl", "bptt", "hybrid")
@@ -69,52 +70,80 @@ def init_state(W, y0=None) -> RTRLState:
     return RTRLState(W, y, np.zeros((n, n, K)), 0)
 
 
+def resolve_rule(rule="rtrl", *, method=None, kernel="auto", block=None, allowed_methods=ONLINE_METHODS):
+    """Resolve the rule arguments of the public functions into an :class:`rtrl.rules.Rule`.
+
+    ``method`` is the older spelling of the exact rules ("rtrl", "hybrid"); ``kernel`` and
+    ``block`` are the options of the "rtrl" and "hybrid" rules when the rule is given by name.
+    """
+    from . import rules
+
+    if method is not None:
+        check_method(method, allowed_methods)
+        if not (isinstance(rule, str) and rule == "rtrl"):
+            raise ValueError(f"method: given together with rule={rule!r}; pass only rule= (method= is the older "
+                             "name of the exact rules)")
+        rule = method
+    check_method(kernel, KERNELS, "kernel")
+    if block is not None:
+        _check_block(block)
+    if isinstance(rule, str) and rule in ("rtrl", "hybrid"):
+        rule = rules.make("rtrl", kernel=kernel) if rule == "rtrl" else rules.make("hybrid", block=block)
+    else:
+        rule = rules.make(rule)
+        if kernel != "auto" and rule.name != "rtrl":
+            raise ValueError(f"kernel: an option of rule 'rtrl', got kernel={kernel!r} with rule {rule.spec!r}")
+        if block is not None and rule.name != "hybrid":
+            raise ValueError(f"block: an option of rule 'hybrid', got block={block!r} with rule {rule.spec!r}")
+    return rule
+
+
+def check_weight_mask(weight_mask, shape, dtype=np.float64):
+    """Validate a connectivity mask (n, K) (or (B, n, K) broadcastable) of 0/1; return it as floats or None."""
+    if weight_mask is None:
+        return None
+    wm = np.asarray(weight_mask)
+    if wm.shape != tuple(shape[-2:]):
+        raise ValueError(f"weight_mask: expected shape (n_units, n_inputs + 1 + n_units) = {tuple(shape[-2:])}, "
+                         f"got {wm.shape}")
+    if wm.dtype != bool:
+        if wm.dtype.kind not in "iuf" or not np.all((wm == 0) | (wm == 1)):
+            raise ValueError("weight_mask: expected booleans (or 0/1): True where a weight exists, False where it "
+                             "stays zero")
+    return wm.astype(dtype)
+
+
+def init_rule_states(rule, W, y0, wmask=None):
+    """The rule's initial state for one stream (W (n, K), y0 (n,)) or B streams (W (B, n, K), y0 (B, n))."""
+    if W.ndim == 2:
+        return rule.init(W, y0, wmask=wmask)
+    parts = [rule.init(W[b], y0[b], stream=b, wmask=wmask) for b in range(W.shape[0])]
+    return type(parts[0])(*(np.stack(f) for f in zip(*parts)))
+
+
 def _run_arrays(engine, W, y, P, xs, ds, mask, learning_rate, activation, teacher_forcing, clip_norm=0.0, *,
                 method="rtrl", kernel="auto", block=None):
-    """Dispatch a validated sequence (or a batch of streams) to an engine. Returns (W, y, P, ys, G).
+    """Exact RTRL (or the hybrid) on validated arrays; returns (W, y, P, ys, G). Kept for the pure RTRL API."""
+    from .rules.rtrl import SensitivityState
 
-    One stream: W (n, K), y (n,), P (n, n, K), xs (T, m), ds and mask (T, n). A batch of
-    independent streams: the same with a leading axis B. ``method`` "rtrl" (forward
-    sensitivities) or "hybrid" (Schmidhuber's block method, compiled only); ``kernel`` picks
-    the compiled RTRL regime; ``block`` the hybrid's block length (None: about n).
-    There is no fallback between engines: an unavailable combination raises.
-    """
     check_method(engine, ENGINES, "engine")
-    check_method(method, ONLINE_METHODS)
-    check_method(kernel, KERNELS, "kernel")
-    batched = W.ndim == 3
-    n = W.shape[-2]
-    c = np.ascontiguousarray
-    lr, act, tf, clip = float(learning_rate), activation_code(activation), bool(teacher_forcing), float(clip_norm)
-    if method == "hybrid":
-        if engine != "numba":
-            raise ValueError("method: 'hybrid' is implemented by the compiled engine only; use engine='numba' "
-                             "(the NumPy reference of the same gradients is method='rtrl', engine='numpy')")
-        from .hybrid import default_block, hybrid_run_kernel
+    rule = resolve_rule(method=method, kernel=kernel, block=block)
+    if rule.name == "hybrid" and engine != "numba":
+        raise ValueError("method: 'hybrid' is implemented by the compiled engine only; use engine='numba' "
+                         "(the NumPy reference of the same gradients is method='rtrl', engine='numpy')")
+    W, st, ys, G = rule.run(W, SensitivityState(y, P), xs, ds, mask, lr=float(learning_rate), activation=activation,
+                            teacher_forcing=bool(teacher_forcing), clip=float(clip_norm), engine=engine)
+    return W, st.y, st.P, ys, G
 
-        h = default_block(n) if block is None else _check_block(block)
-        if not batched:
-            return hybrid_run_kernel(c(W), c(y), c(P), xs, ds, mask, lr, act, tf, h, clip)
-        outs = [hybrid_run_kernel(c(W[b]), c(y[b]), c(P[b]), c(xs[b]), c(ds[b]), c(mask[b]), lr, act, tf, h, clip)
-                for b in range(W.shape[0])]
-        return tuple(np.stack(parts) for parts in zip(*outs))
-    if engine == "numpy":
-        if W.dtype != np.float64:
-            raise ValueError(f"dtype: the NumPy reference engine runs in float64 only, got {W.dtype}; "
-                             "use engine='numba' for float32")
-        if not batched:
-            return _reference.rtrl_run(W, y, P, xs, ds, mask, learning_rate=lr, activation=activation,
-                                       teacher_forcing=tf, clip_norm=clip)
-        outs = [_reference.rtrl_run(W[b], y[b], P[b], xs[b], ds[b], mask[b], learning_rate=lr,
-                                    activation=activation, teacher_forcing=tf, clip_norm=clip)
-                for b in range(W.shape[0])]
-        return tuple(np.stack(parts) for parts in zip(*outs))
-    from .kernels import choose_blas, rtrl_run_kernel, run_batched
 
-    use_blas = choose_blas(n, kernel)
-    if batched:
-        return run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip)
-    return rtrl_run_kernel(c(W), c(y), c(P), xs, ds, mask, lr, act, tf, use_blas, clip)
+def run_rule(rule, engine, W, state, xs, ds, mask, *, lr, activation, teacher_forcing, clip, wmask):
+    """Run a validated chunk with ``rule`` on ``engine``; returns (W, state, ys, G)."""
+    check_method(engine, ENGINES, "engine")
+    if rule.name == "hybrid" and engine != "numba":
+        raise ValueError("rule 'hybrid' is implemented by the compiled engine only; use engine='numba' "
+                         "(the NumPy reference of the same gradients is rule='rtrl', engine='numpy')")
+    return rule.run(W, state, xs, ds, mask, lr=float(lr), activation=activation,
+                    teacher_forcing=bool(teacher_forcing), clip=float(clip), wmask=wmask, engine=engine)
 
 
 def _check_block(block) -> int:
@@ -249,9 +278,10 @@ def loss(W, xs, targets, mask=None, *, activation="logistic", teacher_forcing=Fa
     return 0.5 * float(np.sum(es * es))
 
 
-def gradient(W, xs, targets, mask=None, *, method="rtrl", activation="logistic", teacher_forcing=False,
-             y0=None, engine="numba", kernel="auto", block=None, dtype="float64"):
-    """Exact dJ/dW over one sequence with W held fixed (the epochwise gradient).
+def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation="logistic",
+             teacher_forcing=False, y0=None, engine="numba", kernel="auto", block=None, dtype="float64",
+             weight_mask=None):
+    """dJ/dW over one sequence with W held fixed (the epochwise gradient), by any learning rule.
 
     Parameters
     ----------
@@ -263,26 +293,31 @@ def gradient(W, xs, targets, mask=None, *, method="rtrl", activation="logistic",
         Targets for ``ys[t] = y(t+1)``; NaN where a unit has no target (unless ``mask`` is given).
     mask : bool array (T, n), optional
         True where unit k has a target at step t. Default: ``~isnan(targets)``.
-    method : {"rtrl", "bptt", "hybrid"}
-        Forward sensitivities (O(n^3) memory, O(n^4) per step; paper eqs. 12-15),
-        backpropagation through time (memory grows with T), or Schmidhuber's (1992) hybrid
-        (BPTT inside blocks of ~n steps, full sensitivities carried across blocks: O(n^3)
-        memory and O(n^3) per step; compiled engine only). All give the same gradient to
-        rounding.
+    rule : str or rtrl.rules.Rule
+        The learning rule whose per-step estimates are summed (``rtrl.rules.list_rules()``):
+        "rtrl" (exact forward sensitivities, O(n^3) memory, O(n^4) per step; paper eqs. 12-15),
+        "hybrid" (Schmidhuber's exact O(n^3) block method, compiled engine only), or an
+        approximation ("uoro", "snap-1", "subgroup:4", ...). See ``docs/rules.md``.
+    method : {"rtrl", "bptt", "hybrid"}, optional
+        The older spelling of the exact methods; "bptt" is epochwise backpropagation through
+        time (memory grows with T), the independent reference. All exact methods give the
+        same gradient to rounding.
     activation : {"logistic", "tanh"}
     teacher_forcing : bool
         Units with a target feed it forward instead of their output (paper section 2.3).
     y0 : array (n,), optional
         Initial outputs, zeros by default.
     engine : {"numba", "numpy"}
-        For ``method="rtrl"``: the compiled kernel (default) or the NumPy reference.
+        The compiled loop (default) or the rule's NumPy reference.
     kernel : {"auto", "loops", "blas"}
-        Regime of the compiled RTRL kernel: "auto" uses explicit loops below
+        Regime of the compiled RTRL loop: "auto" uses explicit loops below
         ``rtrl.kernels.BLAS_MIN_UNITS`` units and a BLAS product from there on.
     block : int, optional
-        Block length h of ``method="hybrid"`` (default about n).
+        Block length h of the hybrid (default about n/2).
     dtype : {"float64", "float32"}
         Float type of the compiled computation (float32: compiled engine only).
+    weight_mask : bool array (n, m+1+n), optional
+        Connectivity: False where a weight does not exist; its gradient is reported as 0.
 
     Returns
     -------
@@ -298,31 +333,40 @@ def gradient(W, xs, targets, mask=None, *, method="rtrl", activation="logistic",
     True
     """
     activation_code(activation)
-    check_method(method, GRADIENT_METHODS)
     check_method(engine, ENGINES, "engine")
-    check_method(kernel, KERNELS, "kernel")
     dt = _check_dtype(dtype, engine)
     if method == "bptt":
+        check_method(kernel, KERNELS, "kernel")
+        if not (isinstance(rule, str) and rule == "rtrl"):
+            raise ValueError(f"method: given together with rule={rule!r}; pass only one of them")
         seq = check_sequences(W, xs, targets, mask, y0)
-        return _bptt.bptt_gradient(seq.W, seq.xs, seq.ds, seq.mask, seq.y0, activation=activation,
-                                   teacher_forcing=teacher_forcing)
+        wm = check_weight_mask(weight_mask, seq.W.shape)
+        G = _bptt.bptt_gradient(seq.W, seq.xs, seq.ds, seq.mask, seq.y0, activation=activation,
+                                teacher_forcing=teacher_forcing)
+        return G if wm is None else G * wm
+    rule = resolve_rule(rule, method=method, kernel=kernel, block=block, allowed_methods=GRADIENT_METHODS)
     seq = check_sequences(W, xs, targets, mask, y0, dtype=dt)
-    n, K = seq.W.shape
-    *_, G = _run_arrays(engine, seq.W, seq.y0, np.zeros((n, n, K), dt), seq.xs, seq.ds, seq.mask, 0.0,
-                        activation, teacher_forcing, method=method, kernel=kernel, block=block)
+    rule.check(*seq.W.shape)
+    wm = check_weight_mask(weight_mask, seq.W.shape, dt)
+    state = rule.init(seq.W, seq.y0, wmask=wm)
+    *_, G = run_rule(rule, engine, seq.W, state, seq.xs, seq.ds, seq.mask, lr=0.0, activation=activation,
+                     teacher_forcing=teacher_forcing, clip=0.0, wmask=wm)
     return G
 
 
-def train_online(W, xs, targets, mask=None, *, learning_rate, activation="logistic", teacher_forcing=False,
-                 y0=None, method="rtrl", engine="numba", clip_norm=None, kernel="auto", block=None,
-                 dtype="float64"):
-    """Real-time RTRL: the weights change after every step, and the next step uses them.
+def train_online(W, xs, targets, mask=None, *, learning_rate, rule="rtrl", activation="logistic",
+                 teacher_forcing=False, y0=None, method=None, engine="numba", clip_norm=None, kernel="auto",
+                 block=None, dtype="float64", weight_mask=None):
+    """Real-time learning: the weights change after every step, and the next step uses them.
 
-    ``W <- W - learning_rate * dJ(t)/dW`` after each step t (paper section 2.2); the
-    sensitivities are carried on, not reset. Arguments as in :func:`gradient`; ``clip_norm``
-    (optional) caps the Frobenius norm of each per-step gradient before it is applied.
-    ``method="hybrid"`` computes the very same per-step gradients (hence the same weight
-    trajectory, to rounding) by Schmidhuber's O(n^3)-per-step block method.
+    ``W <- W - learning_rate * g(t)`` after each step t, where ``g(t)`` is the rule's estimate
+    of dJ(t)/dW (paper section 2.2 for ``rule="rtrl"``, the exact gradient); the rule's state
+    (e.g. the sensitivities) is carried on, not reset. Arguments as in :func:`gradient`;
+    ``clip_norm`` (optional) caps the Frobenius norm of each per-step estimate before it is
+    applied. ``rule="hybrid"`` computes the very same per-step gradients as "rtrl" (hence the
+    same weight trajectory, to rounding) by Schmidhuber's O(n^3)-per-step block method.
+    ``weight_mask`` (n, K) keeps the weights where it is False at their initial value
+    (set them to 0 for a sparse network).
 
     Batched streams: W of shape (B, n, K), xs (B, T, m), targets and mask (B, T, n), y0 (n,)
     or (B, n) run B independent streams at once (each exactly as it would run alone) and
@@ -342,26 +386,24 @@ def train_online(W, xs, targets, mask=None, *, learning_rate, activation="logist
     >>> W, ys = rtrl.train_online(rtrl.init_weights(2, 1, rng=0), xs, ds, learning_rate=0.5)
     >>> W.shape, ys.shape
     ((2, 4), (200, 2))
+    >>> W, ys = rtrl.train_online(rtrl.init_weights(2, 1, rng=0), xs, ds, learning_rate=0.5, rule="uoro")
     """
     lr = check_positive(learning_rate, "learning_rate", allow_zero=True)
     activation_code(activation)
-    check_method(method, ONLINE_METHODS)
     check_method(engine, ENGINES, "engine")
-    check_method(kernel, KERNELS, "kernel")
+    rule = resolve_rule(rule, method=method, kernel=kernel, block=block)
     dt = _check_dtype(dtype, engine)
     clip = _check_clip(clip_norm)
     if np.ndim(W) == 3:
-        Wb, xb, db, mb, yb = _check_batched_sequences(W, xs, targets, mask, y0, dtype=dt)
-        B, n, K = Wb.shape
-        W_final, _, _, ys, _ = _run_arrays(engine, Wb, yb, np.zeros((B, n, n, K), dt), xb, db, mb, lr,
-                                           activation, teacher_forcing, clip, method=method, kernel=kernel,
-                                           block=block)
-        return W_final, ys
-    seq = check_sequences(W, xs, targets, mask, y0, dtype=dt)
-    n, K = seq.W.shape
-    W_final, _, _, ys, _ = _run_arrays(engine, seq.W, seq.y0, np.zeros((n, n, K), dt), seq.xs, seq.ds, seq.mask,
-                                       lr, activation, teacher_forcing, clip, method=method, kernel=kernel,
-                                       block=block)
+        Wv, xv, dv, mv, yv = _check_batched_sequences(W, xs, targets, mask, y0, dtype=dt)
+    else:
+        seq = check_sequences(W, xs, targets, mask, y0, dtype=dt)
+        Wv, xv, dv, mv, yv = seq.W, seq.xs, seq.ds, seq.mask, seq.y0
+    rule.check(*Wv.shape[-2:])
+    wm = check_weight_mask(weight_mask, Wv.shape, dt)
+    state = init_rule_states(rule, Wv, yv, wm)
+    W_final, _, ys, _ = run_rule(rule, engine, Wv, state, xv, dv, mv, lr=lr, activation=activation,
+                                 teacher_forcing=teacher_forcing, clip=clip, wmask=wm)
     return W_final, ys
 
 

@@ -135,7 +135,8 @@ def _command_line(args, names) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-_RUN_OPTS = ("units", "lr", "teacher_forcing", "steps", "seeds", "param", "out", "workers", "scheduler")
+_RUN_OPTS = ("units", "lr", "teacher_forcing", "steps", "seeds", "param", "rule", "rule_option", "out", "workers",
+             "scheduler")
 _REPRODUCE_OPTS = ("quick", "out", "seeds", "claims", "strict", "workers", "scheduler")
 
 
@@ -178,12 +179,26 @@ def cmd_run(args) -> int:
             params = dict(parse_param(p, info.params if info else None) for p in (args.param or []))
         except ValueError as exc:
             raise pipeline.UsageError(str(exc)) from None
+        rule_kw = {}
+        if args.rule is not None or args.rule_option:
+            from .rules import make_from_cli, parse_option_value
+
+            if args.rule is None:
+                raise pipeline.UsageError("--rule-option needs --rule NAME")
+            try:
+                make_from_cli(args.rule, args.rule_option)  # a clear error before any run starts
+            except ValueError as exc:
+                raise pipeline.UsageError(str(exc)) from None
+            rule_kw = {"rule": args.rule, "rule_options": {
+                p.partition("=")[0].strip().replace("-", "_"): parse_option_value(p.partition("=")[2])
+                for p in args.rule_option or []}}
         out = args.out if args.out is not None else f"{pipeline.DEFAULT_RUN_OUT}/{args.task}"
         with _terminate_cleanly():
             doc = pipeline.run_task(args.task, out, params=params, seeds=args.seeds, workers=args.workers,
                                     scheduler=args.scheduler, progress=args.progress, log=_log,
                                     command=_command_line(args, _RUN_OPTS), units=args.units,
-                                    learning_rate=args.lr, teacher_forcing=args.teacher_forcing, steps=args.steps)
+                                    learning_rate=args.lr, teacher_forcing=args.teacher_forcing, steps=args.steps,
+                                    **rule_kw)
     except (pipeline.UsageError, ConnectionError, TimeoutError) as exc:
         return _err("run", exc)
     except (RunError, WorkerSetupError) as exc:
@@ -251,6 +266,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seeds", type=_pos_int, default=5, metavar="S", help="number of seeds, 0..S-1 (default: 5)")
     p.add_argument("--param", action="extend", nargs="+", metavar="KEY=VALUE",
                    help="task parameter, e.g. --param delay=3 (repeatable)")
+    p.add_argument("--rule", default=None, metavar="SPEC",
+                   help="learning rule: rtrl (default, exact), hybrid, bptt:H, subgroup:G, snap-1, uoro, kf-rtrl, "
+                        "rflo, eprop (see docs/rules.md)")
+    p.add_argument("--rule-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="an option of the rule, e.g. tau=2 for rflo (repeatable)")
     p.add_argument("--out", default=None, metavar="DIR", help=f"output folder (default: {DEFAULT_RUN_OUT}/TASK)")
     _add_exec_options(p)
     p.set_defaults(func=cmd_run)

@@ -59,6 +59,11 @@ def add_parser(subparsers) -> None:
                    help="cap the Frobenius norm of each per-step gradient (default: no cap)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     p.add_argument("--engine", choices=ENGINES, help="numba (default) or numpy")
+    p.add_argument("--rule", metavar="SPEC",
+                   help="learning rule: rtrl (default, exact), hybrid, bptt:H, subgroup:G, snap-1, uoro, kf-rtrl, "
+                        "rflo, eprop (see docs/rules.md)")
+    p.add_argument("--rule-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the rule, e.g. tau=2 for rflo or rng=3 for uoro (repeatable)")
     p.add_argument("--model", metavar="PATH", help="start from a saved model file")
     p.add_argument("--checkpoint", metavar="PATH", help="save checkpoints (model files) to PATH")
     p.add_argument("--every", type=int, default=0, metavar="N",
@@ -91,9 +96,21 @@ def _build_learner(args, n_inputs, n_targets):
     from .learner import OnlineLearner
 
     return OnlineLearner(args.units if args.units is not None else n_targets + 4, n_inputs,
-                         learning_rate=0.1 if args.lr is None else args.lr,
+                         learning_rate=0.1 if args.lr is None else args.lr, rule=_rule(args),
                          activation=args.activation or "logistic", teacher_forcing=bool(args.teacher_forcing),
                          rng=args.seed, engine=args.engine or "numba", clip_norm=args.clip_norm)
+
+
+def _rule(args, *, seed=True):
+    """The rule of --rule/--rule-option; a rule that draws random numbers is seeded by --seed unless rng= is given."""
+    from .rules import make_from_cli
+
+    if args.rule_option and args.rule is None:
+        raise ValueError("--rule-option needs --rule NAME")
+    rule = make_from_cli(args.rule or "rtrl", args.rule_option)
+    if seed and "rng" in rule.options() and not any(p.strip().startswith("rng=") for p in args.rule_option):
+        rule = make_from_cli(args.rule, [*args.rule_option, f"rng={args.seed}"])
+    return rule
 
 
 def _check_loaded(args, learner, path):
@@ -104,6 +121,15 @@ def _check_loaded(args, learner, path):
         if given is not None and given != saved:
             raise ValueError(f"{flag} {given} contradicts the model in {path} ({saved}); drop the flag or "
                              "start a new model")
+    if args.rule is not None or args.rule_option:
+        rule = _rule(args, seed=False)
+        given = {p.partition("=")[0].strip().replace("-", "_") for p in args.rule_option}
+        if ":" in (args.rule or "") or (args.rule or "").startswith("snap-"):
+            given.add(rule.short_option)
+        saved = learner.rule
+        if rule.name != saved.name or any(rule.options()[k] != saved.options()[k] for k in given):
+            raise ValueError(f"--rule {rule.spec} contradicts the model in {path} (rule {saved.spec}, options "
+                             f"{saved.options()}); drop the flag or start a new model")
     from ._validation import check_positive
 
     if args.lr is not None:

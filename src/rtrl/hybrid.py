@@ -46,11 +46,11 @@ def default_block(n_units: int) -> int:
 
 
 @njit(cache=True, fastmath={"contract"})
-def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
+def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmask=None):
     """Real-time learning with the exact RTRL gradients, computed by the block hybrid.
 
     Same arguments and results as :func:`rtrl.kernels.rtrl_run_kernel` (less ``use_blas``,
-    plus ``block``, the block length h >= 1): W (n, K), y (n,), P (n, n, K) float64
+    plus ``block``, the block length h >= 1; ``wmask`` as there): W (n, K), y (n,), P (n, n, K) float64
     C-contiguous (the sensitivities at the start, already zeroed for forced units);
     xs (T, m); ds, mask (T, n). Returns (W, y, P, ys (T, n), G (n, K)).
     """
@@ -134,6 +134,10 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm):
                 base = i * K
                 for j in range(K):
                     g[base + j] += gi[j]
+            if wmask is not None:  # the connectivity mask (weights that stay zero)
+                for i in range(n):
+                    for j in range(K):
+                        g[i * K + j] *= wmask[i, j]
             for i in range(n):
                 for j in range(K):
                     G[i, j] -= g[i * K + j]

@@ -1,18 +1,24 @@
 """Model files: save and load the whole state of an :class:`~rtrl.learner.OnlineLearner`.
 
-A model file is a NumPy ``.npz`` archive (uncompressed zip) with four float64 arrays
-and one JSON string:
+A model file is a NumPy ``.npz`` archive (uncompressed zip) of arrays and one JSON string:
 
-============  ===========  ==========================================================
-entry         shape        meaning
-============  ===========  ==========================================================
-``W``         (n, K)       weights, columns ``[inputs, bias, recurrent]``
-``y``         (n,)         unit outputs y(t), what z(t) holds next
-``P``         (n, n, K)    sensitivities P[k, i, j] = dy_k(t)/dw_ij
-``y0``        (n,)         initial outputs, used by ``reset_state``
-``meta``      ()           JSON: format, versions, configuration, optimizer, step
-                           count t, SHA-256 of each array, and free ``extra`` data
-============  ===========  ==========================================================
+==================  ===========  ======================================================
+entry               shape        meaning
+==================  ===========  ======================================================
+``W``               (n, K)       weights, columns ``[inputs, bias, recurrent]``
+``y0``              (n,)         initial outputs, used by ``reset_state``
+``state.FIELD``     any          each field of the learning rule's state, e.g.
+                                 ``state.y`` (n,) and ``state.P`` (n, n, K) for RTRL
+``wmask``           (n, K)       the connectivity mask, only for sparse networks
+``meta``            ()           JSON: format, versions, configuration, the rule's name
+                                 and options, optimizer, step count t, SHA-256 of each
+                                 array, and free ``extra`` data
+==================  ===========  ======================================================
+
+(Batched streams add a leading axis B to every array but ``wmask``.) Format version 1
+(rtrl 0.1) stored ``y`` and ``P`` as top-level arrays and had no rule: it is read as the
+"rtrl" rule. The rule's state is saved without the file format knowing which rule made it:
+its fields are checked against the state the rule itself builds for that network.
 
 Writes are atomic: the archive goes to a temporary file in the target folder, is
 fsync'ed, renamed over the target and the folder is fsync'ed, so a crash mid-write
@@ -33,7 +39,6 @@ import zipfile
 import numpy as np
 
 from ._version import __version__
-from .api import RTRLState
 
 __all__ = ["save", "load", "load_with_metadata", "ModelFileError", "FORMAT_NAME", "FORMAT_VERSION",
            "atomic_write"]
@@ -41,11 +46,11 @@ __all__ = ["save", "load", "load_with_metadata", "ModelFileError", "FORMAT_NAME"
 #: Written into every model file; a file without it is not an rtrl model.
 FORMAT_NAME = "rtrl.model"
 #: Bumped when the layout changes in a way older readers cannot understand.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: The optimizers this version can restore (the learner does plain SGD).
 OPTIMIZERS = ("sgd",)
 
-_ARRAYS = ("W", "y", "P", "y0")
+_ARRAYS_V1 = ("W", "y", "P", "y0")
 
 # The process umask, read once, so that files written through mkstemp (mode 0600) get
 # the same permissions as a plain open() would give them.
@@ -107,7 +112,11 @@ def _fsync_folder(folder: str) -> None:
 
 
 def _digest(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a, dtype="<f8").tobytes()).hexdigest()
+    if a.dtype == np.float64:
+        return hashlib.sha256(np.ascontiguousarray(a, dtype="<f8").tobytes()).hexdigest()
+    # other dtypes (a rule's counters, keys, float32 states): the dtype is part of what is checked
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return hashlib.sha256(a.dtype.str.encode() + a.tobytes()).hexdigest()
 
 
 def save(learner, path, *, extra=None) -> None:
@@ -139,8 +148,12 @@ def save(learner, path, *, extra=None) -> None:
     if not isinstance(learner, OnlineLearner):
         raise TypeError(f"learner: expected an rtrl.OnlineLearner, got {type(learner).__name__}")
     s = learner.state
-    arrays = {"W": s.W, "y": s.y, "P": s.P, "y0": learner._y0}
-    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}
+    arrays = {"W": np.ascontiguousarray(s.W, dtype=np.float64), "y0": np.ascontiguousarray(learner._y0,
+                                                                                         dtype=np.float64)}
+    for name, value in zip(s.rule_state._fields, s.rule_state):
+        arrays["state." + name] = np.ascontiguousarray(value)
+    if learner.weight_mask is not None:
+        arrays["wmask"] = learner.weight_mask.astype(np.float64)
     config = learner.config()
     meta = {
         "format": FORMAT_NAME,
@@ -148,6 +161,7 @@ def save(learner, path, *, extra=None) -> None:
         "rtrl_version": __version__,
         "config": {k: config[k] for k in ("n_units", "n_inputs", "activation", "teacher_forcing", "engine",
                                           "n_streams")},
+        "rule": config["rule"],
         # NOTE: the learner does plain SGD; its settings are stored as an optimizer entry
         # of their own so that a future optimizer (with state arrays) fits the format.
         "optimizer": {"kind": "sgd", "learning_rate": config["learning_rate"], "clip_norm": config["clip_norm"]},
@@ -186,7 +200,7 @@ def _read(path):
             raise ModelFileError(spath, f"is a NumPy .npz archive but not an rtrl model file (no 'meta' entry; "
                                  f"entries: {sorted(names)})")
         try:
-            raw = {name: archive[name] for name in ["meta", *_ARRAYS] if name in names}
+            raw = {name: archive[name] for name in names}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelFileError(spath, f"is truncated or corrupted: an entry cannot be read "
                                  f"({type(exc).__name__}: {exc})") from None
@@ -211,7 +225,13 @@ def _read(path):
 
 
 def _check(spath, raw, meta):
-    """Check that the arrays and the metadata agree; return (config, optimizer, t)."""
+    """Check the metadata, the checksums and the network arrays; return (config, optimizer, t, rule, arrays).
+
+    ``arrays`` maps the version-2 names (``W``, ``y0``, ``state.FIELD``, ``wmask``) to the
+    file's arrays (a version-1 file's ``y`` and ``P`` become ``state.y`` and ``state.P``).
+    """
+    from . import rules
+
     try:
         config = meta["config"]
         optimizer = meta["optimizer"]
@@ -231,42 +251,88 @@ def _check(spath, raw, meta):
                              f"teacher_forcing={config.get('teacher_forcing')!r})")
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
         raise ModelFileError(spath, f"has an invalid step count t={t!r}")
+    if not isinstance(digests, dict):
+        raise ModelFileError(spath, "is corrupted: its checksums are not a JSON object")
     B = config.get("n_streams")  # absent in files of a single stream
     if B is not None and (isinstance(B, bool) or not isinstance(B, int) or B < 1):
         raise ModelFileError(spath, f"has an invalid configuration (n_streams={B!r})")
+    if meta["format_version"] == 1:
+        names = dict(zip(_ARRAYS_V1, ("W", "state.y", "state.P", "y0")))
+        rule_meta = {"name": "rtrl", "options": {}}
+    else:
+        names = {name: name for name in raw}
+        rule_meta = meta.get("rule")
+    if set(raw) - set(names):
+        raise ModelFileError(spath, f"is not an rtrl model file of format version {meta['format_version']}: "
+                             f"unexpected entries {sorted(set(raw) - set(names))}")
+    try:
+        rule = rules.make(rule_meta["name"], **rule_meta["options"])
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(spath, f"is incomplete: its rule entry is missing or malformed ({exc!r})") from None
+    except ValueError as exc:
+        raise ModelFileError(spath, f"names a learning rule this rtrl {__version__} cannot build ({exc}); "
+                             "upgrade rtrl to read it") from None
+    arrays = {}
+    for old, new in names.items():
+        a = raw[old]
+        if digests.get(old) != _digest(a):
+            raise ModelFileError(spath, f"is corrupted: array {old!r} does not match its SHA-256 checksum")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ModelFileError(spath, f"array {old!r} contains NaN or inf; the saved state had diverged")
+        arrays[new] = a
     batch = () if B is None else (B,)
     K = m + 1 + n
-    shapes = {"W": batch + (n, K), "y": batch + (n,), "P": batch + (n, n, K), "y0": batch + (n,)}
+    shapes = {"W": batch + (n, K), "y0": batch + (n,)}
     for name, shape in shapes.items():
-        if name not in raw:
+        if name not in arrays:
             raise ModelFileError(spath, f"is incomplete: the array {name!r} is missing")
-        a = raw[name]
+        a = arrays[name]
         if a.dtype != np.float64 or a.shape != shape:
             raise ModelFileError(spath, f"array {name!r}: expected float64 of shape {shape} for n_units={n}, "
                                  f"n_inputs={m}, got {a.dtype} of shape {a.shape}")
-        if digests.get(name) != _digest(a):
-            raise ModelFileError(spath, f"is corrupted: array {name!r} does not match its SHA-256 checksum")
-        if not np.all(np.isfinite(a)):
-            raise ModelFileError(spath, f"array {name!r} contains NaN or inf; the saved state had diverged")
-    return config, optimizer, t
+    return config, optimizer, t, rule, arrays
 
 
 def load_with_metadata(path):
     """Read a model file; return ``(learner, meta)``.
 
-    ``meta`` is the file's metadata dict (``"rtrl_version"``, ``"config"``,
+    ``meta`` is the file's metadata dict (``"rtrl_version"``, ``"config"``, ``"rule"``,
     ``"optimizer"``, ``"t"``, ``"extra"``, ...). See :func:`load`.
     """
-    from .learner import OnlineLearner
+    from .learner import LearnerState, OnlineLearner
 
     spath = os.fspath(path)
     raw, meta = _read(spath)
-    config, optimizer, t = _check(spath, raw, meta)
+    config, optimizer, t, rule, arrays = _check(spath, raw, meta)
     try:
+        wmask = arrays.get("wmask")
+        W = arrays["W"]
+        n, K = W.shape[-2:]
+        B = config.get("n_streams")
+        blank = OnlineLearner(n, K - 1 - n, learning_rate=0.0, rule=rule, W=W, y0=arrays["y0"], weight_mask=wmask,
+                              n_streams=B, engine=config.get("engine", "numba"))
+        template = blank.state.rule_state
+        fields = []
+        for name, want in zip(template._fields, template):
+            key = "state." + name
+            if key not in arrays:
+                raise ModelFileError(spath, f"is incomplete: the state array {key!r} of rule {rule.spec!r} "
+                                     "is missing")
+            a = arrays[key]
+            if a.dtype != want.dtype or a.shape != want.shape:
+                raise ModelFileError(spath, f"array {key!r}: expected {want.dtype} of shape {want.shape} for rule "
+                                     f"{rule.spec!r}, n_units={n}, got {a.dtype} of shape {a.shape}")
+            fields.append(a)
+        extra = sorted(k for k in arrays if k.startswith("state.") and k[6:] not in template._fields)
+        if extra:
+            raise ModelFileError(spath, f"has state arrays {extra} that rule {rule.spec!r} does not keep")
         learner = OnlineLearner.from_state(
-            RTRLState(raw["W"], raw["y"], raw["P"], t), y0=raw["y0"], learning_rate=optimizer["learning_rate"],
-            clip_norm=optimizer.get("clip_norm"), activation=config["activation"],
-            teacher_forcing=config["teacher_forcing"], engine=config.get("engine", "numba"))
+            LearnerState(W, type(template)(*fields), t), rule=rule, y0=arrays["y0"], weight_mask=wmask,
+            learning_rate=optimizer["learning_rate"], clip_norm=optimizer.get("clip_norm"),
+            activation=config["activation"], teacher_forcing=config["teacher_forcing"],
+            engine=config.get("engine", "numba"))
+    except ModelFileError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(spath, f"has an invalid configuration: {exc}") from None
     return learner, meta

@@ -126,14 +126,16 @@ def _combine_rows(out, coef, rows, n, nK):
 
 
 @njit(cache=True, fastmath={"contract"})
-def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
+def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0, wmask=None):
     """Compiled real-time RTRL over a sequence; arguments are not modified.
 
     W (n, K), y (n,), P (n, n, K) C-contiguous, one float type; xs (T, m); ds, mask (T, n);
     lr float (0 = weights fixed); act int code; tf bool; use_blas bool;
     clip_norm float (> 0: a per-step gradient with a larger Frobenius norm is scaled to that
-    norm before the weight change). Returns (W, y, P, ys (T, n), G (n, K)) as
-    :func:`rtrl.reference.rtrl_run` (G sums the unclipped per-step gradients).
+    norm before the weight change); wmask (n, K) or None: the connectivity mask, multiplied
+    into each per-step gradient (weights where it is 0 never change). Returns (W, y, P,
+    ys (T, n), G (n, K)) as :func:`rtrl.reference.rtrl_run` (G sums the unclipped per-step
+    gradients).
     """
     n, K = W.shape
     m = K - 1 - n
@@ -206,6 +208,10 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0)
                 base = i * K
                 for j in range(K):
                     Pb[n, base + j] += c * z[j]
+            if wmask is not None:
+                for i in range(n):
+                    for j in range(K):
+                        Pb[n, i * K + j] *= wmask[i, j]
             for i in range(n):
                 for j in range(K):
                     G[i, j] -= Pb[n, i * K + j]

@@ -1,27 +1,53 @@
 """A stateful, one-step-at-a-time real-time RTRL learner for streams.
 
-A thin wrapper over the pure functions of :mod:`rtrl.api`: it holds an
-:class:`~rtrl.api.RTRLState` and replaces it after every call. Feeding a stream
+A thin wrapper over the pure functions of :mod:`rtrl.api` and the learning rules of
+:mod:`rtrl.rules`: it holds a :class:`LearnerState` and replaces it after every call. Feeding a stream
 step by step, in chunks, or in one pass gives exactly the same weights.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from ._validation import check_method, check_positive, check_random_state
+from ._validation import check_method, check_positive, check_random_state, check_sequences
 from .activations import activation_code
-from .api import ENGINES, RTRLState, _run_arrays, init_state, run
+from .api import (ENGINES, RTRLState, _check_batched_sequences, check_weight_mask, init_rule_states, resolve_rule,
+                  run_rule)
 from .kernels import prepare_row
 from .network import DEFAULT_WEIGHT_SCALE, init_weights
 
 _NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
 
-__all__ = ["OnlineLearner"]
+__all__ = ["OnlineLearner", "LearnerState"]
+
+
+class LearnerState(NamedTuple):
+    """The state of a learner: weights, the learning rule's state and the step count.
+
+    ``y`` and (for the exact rules) ``P`` read through to the rule's state.
+    """
+
+    W: np.ndarray
+    rule_state: tuple
+    t: int
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.rule_state.y
+
+    @property
+    def P(self) -> np.ndarray:
+        try:
+            return self.rule_state.P
+        except AttributeError:
+            raise AttributeError(f"P: this learner's rule keeps no full sensitivities (its state holds "
+                                 f"{list(self.rule_state._fields)})") from None
 
 
 class OnlineLearner:
-    """Real-time RTRL on a live stream, one step (or one chunk) at a time.
+    """Real-time learning on a live stream, one step (or one chunk) at a time, with any learning rule.
 
     Parameters
     ----------
@@ -30,7 +56,11 @@ class OnlineLearner:
     n_inputs : int
         Number of external input lines m (the bias line is added internally).
     learning_rate : float
-        Step size alpha of the real-time update ``W -= alpha * dJ(t)/dW`` after every step.
+        Step size alpha of the real-time update ``W -= alpha * g(t)`` after every step.
+    rule : str or rtrl.rules.Rule
+        The learning rule that estimates g(t) = dJ(t)/dW: "rtrl" (exact, the default),
+        "hybrid", "bptt", "subgroup", "snap-1", "uoro", "kf-rtrl", "rflo", "eprop", ...
+        (``rtrl.rules.list_rules()``, ``docs/rules.md``).
     activation : {"logistic", "tanh"}
     teacher_forcing : bool
         Units with a target feed the target forward (paper section 2.3).
@@ -50,12 +80,15 @@ class OnlineLearner:
         settings): W (B, n, K) (each stream drawn in turn from ``rng``, or given), ``step`` takes
         x (B, m) and target (B, n) and returns (B, n), ``partial_fit`` takes xs (B, T, m).
         Each stream is exactly what it would be alone. None (default): one stream, no batch axis.
+    weight_mask : bool array (n_units, n_inputs + 1 + n_units), optional
+        Connectivity: weights where it is False are set to 0 and stay 0 (a sparse network).
 
     Attributes
     ----------
-    state : RTRLState
-        Weights W (n, K), outputs y (n,), sensitivities P (n, n, K) and step count t
-        (with a leading axis B on W, y and P for batched streams).
+    state : LearnerState
+        Weights W (n, K), the rule's state (outputs y (n,), and e.g. sensitivities P (n, n, K)
+        for the exact rules) and step count t (with a leading axis B for batched streams).
+    learning_rate, clip_norm : validated on assignment (a bad value raises and changes nothing).
 
     Examples
     --------
@@ -64,17 +97,22 @@ class OnlineLearner:
     >>> y = net.step([1.0, 0.0], target=[0.5, float("nan"), float("nan")])
     >>> y.shape, net.t
     ((3,), 1)
+    >>> rtrl.OnlineLearner(3, 2, learning_rate=0.1, rule="uoro", rng=0).rule.name
+    'uoro'
     """
 
-    def __init__(self, n_units, n_inputs, *, learning_rate, activation="logistic", teacher_forcing=False,
-                 weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None, engine="numba", clip_norm=None,
-                 n_streams=None):
-        self.learning_rate = check_positive(learning_rate, "learning_rate", allow_zero=True)
+    def __init__(self, n_units, n_inputs, *, learning_rate, rule="rtrl", activation="logistic",
+                 teacher_forcing=False, weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None,
+                 engine="numba", clip_norm=None, n_streams=None, weight_mask=None):
+        self.learning_rate = learning_rate
+        self.clip_norm = clip_norm
         activation_code(activation)
         self.activation = activation
         self.teacher_forcing = bool(teacher_forcing)
         self.engine = check_method(engine, ENGINES, "engine")
-        self.clip_norm = None if clip_norm is None else check_positive(clip_norm, "clip_norm")
+        self.rule = resolve_rule(rule)
+        if self.rule.name == "hybrid" and self.engine != "numba":
+            raise ValueError("rule 'hybrid' is implemented by the compiled engine only; use engine='numba'")
         if n_streams is not None and (isinstance(n_streams, bool) or not isinstance(n_streams, (int, np.integer))
                                       or n_streams < 1):
             raise ValueError(f"n_streams: expected None or an integer >= 1, got {n_streams!r}")
@@ -90,8 +128,35 @@ class OnlineLearner:
             lead = f"(n_streams, n_units, n_inputs + 1 + n_units) = ({batch[0]}, " if batch else \
                 "(n_units, n_inputs + 1 + n_units) = ("
             raise ValueError(f"W: expected shape {lead}{n_units}, {n_inputs + 1 + n_units}), got {W.shape}")
-        self.state = init_state(W, y0)
-        self._y0 = self.state.y.copy()
+        if batch:
+            W, _, _, _, y = _check_batched_sequences(W, np.zeros((batch[0], 0, n_inputs)), None, None, y0,
+                                                     require_targets=False)
+        else:
+            seq = check_sequences(W, np.zeros((0, n_inputs)), None, None, y0, require_targets=False)
+            W, y = seq.W.copy(), seq.y0
+        self.rule.check(n_units, n_inputs + 1 + n_units)
+        self._wmask = check_weight_mask(weight_mask, W.shape)
+        if self._wmask is not None:
+            W = W * self._wmask
+        self._y0 = y.copy()
+        self.state = LearnerState(W, init_rule_states(self.rule, W, y, self._wmask), 0)
+
+    # -- validated settings ----------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = check_positive(value, "learning_rate", allow_zero=True)
+
+    @property
+    def clip_norm(self) -> float | None:
+        return self._clip_norm
+
+    @clip_norm.setter
+    def clip_norm(self, value):
+        self._clip_norm = None if value is None else check_positive(value, "clip_norm")
 
     # -- views of the state -------------------------------------------------------------------
     @property
@@ -104,7 +169,12 @@ class OnlineLearner:
 
     @property
     def P(self) -> np.ndarray:
+        """The full sensitivities P (n, n, K) of the exact rules (AttributeError for the others)."""
         return self.state.P
+
+    @property
+    def rule_state(self):
+        return self.state.rule_state
 
     @property
     def t(self) -> int:
@@ -123,11 +193,17 @@ class OnlineLearner:
         """B for batched streams, None for a single stream."""
         return self.state.W.shape[0] if self.state.W.ndim == 3 else None
 
+    @property
+    def weight_mask(self) -> np.ndarray | None:
+        """The connectivity mask (n, K) as booleans, or None for the fully connected network."""
+        return None if self._wmask is None else self._wmask.astype(bool)
+
     def config(self) -> dict:
         """The learner's settings (everything but the state), as plain JSON-able values."""
         return {"n_units": self.n_units, "n_inputs": self.n_inputs, "learning_rate": self.learning_rate,
                 "activation": self.activation, "teacher_forcing": self.teacher_forcing, "engine": self.engine,
-                "clip_norm": self.clip_norm, "n_streams": self.n_streams}
+                "clip_norm": self.clip_norm, "n_streams": self.n_streams,
+                "rule": {"name": self.rule.name, "options": self.rule.options()}}
 
     # -- learning -----------------------------------------------------------------------------
     def step(self, x, target=None, mask=None) -> np.ndarray:
@@ -171,18 +247,22 @@ class OnlineLearner:
                               "target: NaN where mask is True")[status - 1])
         return self._step_checked(x[None, :], ds, mk)[0]
 
+    def _run_checked(self, xs, ds, mask) -> np.ndarray:
+        """Advance over already validated arrays xs (T, m), ds (T, n) (0 where no target), mask (T, n)."""
+        s = self.state
+        W, rs, ys, _ = run_rule(self.rule, self.engine, s.W, s.rule_state, xs, ds, mask, lr=self.learning_rate,
+                                activation=self.activation, teacher_forcing=self.teacher_forcing,
+                                clip=0.0 if self.clip_norm is None else self.clip_norm, wmask=self._wmask)
+        self.state = LearnerState(W, rs, s.t + xs.shape[-2])
+        return ys
+
     def _step_checked(self, xs, ds, mask) -> np.ndarray:
         """One step from already validated arrays xs (1, m), ds (1, n) (0 where no target), mask (1, n).
 
         The fast path of :meth:`step` for callers that validated the row themselves (the
         stream command); returns ys (1, n).
         """
-        s = self.state
-        W, y, P, ys, _ = _run_arrays(self.engine, s.W, s.y, s.P, xs, ds, mask,
-                                     self.learning_rate, self.activation, self.teacher_forcing,
-                                     0.0 if self.clip_norm is None else self.clip_norm)
-        self.state = RTRLState(W, y, P, s.t + 1)
-        return ys
+        return self._run_checked(xs, ds, mask)
 
     def partial_fit(self, xs, targets=None, mask=None) -> np.ndarray:
         """Consume a chunk xs (T, m) with targets (T, n); return the outputs ys (T, n).
@@ -190,41 +270,57 @@ class OnlineLearner:
         Batched streams: xs (B, T, m), targets and mask (B, T, n), returns (B, T, n).
         Equivalent to T calls of :meth:`step`, and to one pass over the concatenated stream.
         """
-        self.state, ys = run(self.state, xs, targets, mask, learning_rate=self.learning_rate,
-                             activation=self.activation, teacher_forcing=self.teacher_forcing,
-                             engine=self.engine, clip_norm=self.clip_norm)
-        return ys
+        if self.teacher_forcing and targets is None:
+            raise ValueError("teacher_forcing: needs targets; pass targets or teacher_forcing=False")
+        if self.n_streams is not None:
+            _, xv, dv, mv, _ = _check_batched_sequences(self.W, xs, targets, mask, self.y, require_targets=False)
+        else:
+            seq = check_sequences(self.W, xs, targets, mask, self.y, require_targets=False)
+            xv, dv, mv = seq.xs, seq.ds, seq.mask
+        return self._run_checked(xv, dv, mv)
 
     # -- model files ---------------------------------------------------------------------------
     @classmethod
-    def from_state(cls, state, *, learning_rate, activation="logistic", teacher_forcing=False, y0=None,
-                   engine="numba", clip_norm=None) -> "OnlineLearner":
-        """A learner that continues from ``state`` (an :class:`~rtrl.api.RTRLState`), e.g. one read from a file.
+    def from_state(cls, state, *, learning_rate, rule="rtrl", activation="logistic", teacher_forcing=False,
+                   y0=None, engine="numba", clip_norm=None, weight_mask=None) -> "OnlineLearner":
+        """A learner that continues from ``state``, e.g. one read from a file.
 
-        ``W``, ``y``, ``P`` and ``t`` are copied as they are (P is not reset); ``y0`` (zeros by
-        default) is only used by :meth:`reset_state`. Other arguments as in the constructor.
+        ``state`` is a :class:`LearnerState` (W, rule_state, t) of the given rule, or for the
+        exact rules an :class:`~rtrl.api.RTRLState` (W, y, P, t). Arrays are copied as they are
+        (sensitivities are not reset); ``y0`` (zeros by default) is only used by
+        :meth:`reset_state`. Other arguments as in the constructor.
         """
-        if not isinstance(state, RTRLState):
-            raise TypeError(f"state: expected an RTRLState, got {type(state).__name__}")
+        if isinstance(state, RTRLState):
+            from .rules.rtrl import SensitivityState
+
+            state = LearnerState(state.W, SensitivityState(state.y, state.P), state.t)
+        if not isinstance(state, LearnerState):
+            raise TypeError(f"state: expected an RTRLState or a LearnerState, got {type(state).__name__}")
         W = np.asarray(state.W, dtype=np.float64)
         if W.ndim not in (2, 3) or W.shape[-1] < W.shape[-2] + 1:
             raise ValueError(f"state.W: expected shape ([n_streams,] n_units, n_inputs + 1 + n_units), got {W.shape}")
         batch = W.shape[:-2]
         n, K = W.shape[-2:]
-        net = cls(n, K - 1 - n, learning_rate=learning_rate, activation=activation,
+        net = cls(n, K - 1 - n, learning_rate=learning_rate, rule=rule, activation=activation,
                   teacher_forcing=teacher_forcing, W=W, y0=y0, engine=engine, clip_norm=clip_norm,
-                  n_streams=batch[0] if batch else None)
-        y = np.array(state.y, dtype=np.float64)
-        P = np.array(state.P, dtype=np.float64)
-        if y.shape != batch + (n,) or P.shape != batch + (n, n, K):
-            raise ValueError(f"state: expected y {batch + (n,)} and P {batch + (n, n, K)} for W {W.shape}, "
-                             f"got y {y.shape} and P {P.shape}")
-        if not (np.all(np.isfinite(y)) and np.all(np.isfinite(P))):
-            raise ValueError("state: y or P contains NaN or inf; the state must be finite")
+                  n_streams=batch[0] if batch else None, weight_mask=weight_mask)
+        template = net.state.rule_state
+        rs = state.rule_state
+        if not isinstance(rs, tuple) or getattr(rs, "_fields", None) != template._fields:
+            raise ValueError(f"state: expected the state of rule {net.rule.spec!r} with fields "
+                             f"{list(template._fields)}, got {getattr(rs, '_fields', type(rs).__name__)}")
+        arrays = []
+        for name, want, got in zip(template._fields, template, rs):
+            a = np.array(got, dtype=want.dtype)
+            if a.shape != want.shape:
+                raise ValueError(f"state: expected {name} of shape {want.shape} for W {W.shape}, got {a.shape}")
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise ValueError(f"state: {name} contains NaN or inf; the state must be finite")
+            arrays.append(a)
         t = state.t
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
             raise ValueError(f"state.t: expected an integer >= 0, got {t!r}")
-        net.state = RTRLState(net.state.W, y, P, int(t))
+        net.state = LearnerState(net.state.W, type(template)(*arrays), int(t))
         return net
 
     def save(self, path, *, extra=None) -> None:
@@ -237,12 +333,12 @@ class OnlineLearner:
         save(self, path, extra=extra)
 
     def reset_state(self) -> None:
-        """Start a new sequence: outputs back to y0 and sensitivities to 0; weights are kept."""
+        """Start a new sequence: outputs back to y0 and the rule's state to its start; weights are kept."""
         s = self.state
-        self.state = RTRLState(s.W, self._y0.copy(), np.zeros_like(s.P), s.t)
+        self.state = LearnerState(s.W, init_rule_states(self.rule, s.W, self._y0.copy(), self._wmask), s.t)
 
     def __repr__(self) -> str:
         streams = "" if self.n_streams is None else f", n_streams={self.n_streams}"
         return (f"OnlineLearner(n_units={self.n_units}, n_inputs={self.n_inputs}{streams}, "
-                f"learning_rate={self.learning_rate}, activation={self.activation!r}, "
+                f"learning_rate={self.learning_rate}, rule={self.rule.spec!r}, activation={self.activation!r}, "
                 f"teacher_forcing={self.teacher_forcing}, t={self.t})")

@@ -330,11 +330,11 @@ class Stream:
             before = learner.state
             ys = learner._step_checked(x, d, mask)
             st = learner.state
-            Wf, Pf = st.W.ravel(), st.P.ravel()
+            flat = [st.W.ravel()] + [a.ravel() for a in st.rule_state if a.dtype.kind == "f"]
             # Cheap test first (one BLAS dot each); the exact test only when it fails
             # (a sum of squares can overflow while every entry is still finite).
-            if not math.isfinite(float(Wf @ Wf) + float(Pf @ Pf)):
-                if not (np.all(np.isfinite(Wf)) and np.all(np.isfinite(Pf))):
+            if not math.isfinite(sum(float(a @ a) for a in flat)):
+                if not all(np.all(np.isfinite(a)) for a in flat):
                     learner.state = before  # keep the last good state in memory
                     raise DivergedError(st.t, line, learner.learning_rate)
             self.rows_read += 1

@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from .. import api as _api
+from .._validation import check_sequences
 from ..network import init_weights
 from ..tasks import make
 
@@ -95,6 +96,11 @@ class RunSpec:
         "logistic" (the paper's) or "tanh".
     clip_norm : float or None
         Optional per-step gradient norm cap (None = the paper's plain gradient).
+    rule : str
+        The learning rule (``rtrl.rules.list_rules()``; "rtrl", the paper's exact algorithm, by
+        default), as a name or ``name:VALUE``.
+    rule_options : tuple of (key, value)
+        The rule's options as sorted items (a dict is accepted).
     """
 
     task: str
@@ -111,9 +117,13 @@ class RunSpec:
     tolerance: float = 0.1
     activation: str = "logistic"
     clip_norm: float | None = None
+    rule: str = "rtrl"
+    rule_options: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "task_params", _normalise_params(self.task_params))
+        object.__setattr__(self, "rule_options", _normalise_params(self.rule_options))
+        self.make_rule()  # rejects unknown rules and bad options
         task = make(self.task, **dict(self.task_params))  # rejects unknown tasks and bad parameters
         for name, minimum in (("units", task.n_targets), ("steps", 1), ("seed", 0), ("window", 1),
                               ("eval_steps", 1), ("chunk", 0)):
@@ -144,10 +154,22 @@ class RunSpec:
         """The task this spec trains on."""
         return make(self.task, **self.params)
 
+    def make_rule(self):
+        """The learning rule of this run; a rule that draws random numbers is seeded by ``seed`` unless
+        ``rule_options`` sets ``rng``."""
+        from ..rules import make as make_rule
+
+        options = dict(self.rule_options)
+        rule = make_rule(self.rule, **options)
+        if "rng" in rule.options() and "rng" not in options:
+            rule = make_rule(self.rule, rng=self.seed, **options)
+        return rule
+
     def to_dict(self) -> dict:
         """JSON-able dict (task_params as a dict)."""
         d = dataclasses.asdict(self)
         d["task_params"] = dict(self.task_params)
+        d["rule_options"] = dict(self.rule_options)
         return d
 
 
@@ -263,7 +285,9 @@ def _merge_curve(bins: list) -> list:
 
 
 def run_one(spec: RunSpec) -> RunResult:
-    """Train one network on one task stream by real-time RTRL and test it; deterministic in ``spec``.
+    """Train one network on one task stream by real-time learning (the spec's rule) and test it.
+
+    Deterministic in ``spec``.
 
     Examples
     --------
@@ -280,16 +304,25 @@ def run_one(spec: RunSpec) -> RunResult:
     w_seq, s_seq, e_seq = np.random.SeedSequence(spec.seed).spawn(3)
     stream_rng, test_rng = np.random.default_rng(s_seq), np.random.default_rng(e_seq)
     W = init_weights(n, task.n_inputs, scale=spec.weight_scale, rng=np.random.default_rng(w_seq))
-    net = _api.init_state(W)
+    rule = spec.make_rule()
+    rule.check(n, W.shape[1])
+    net = (W, rule.init(W, np.zeros(n)))  # (weights, the rule's state)
     tstate = task.reset(stream_rng)
     chunk = spec.chunk or max(500, spec.steps // 200)
     binary = task.binary
-    kw = dict(activation=spec.activation, clip_norm=spec.clip_norm)
+    clip = 0.0 if spec.clip_norm is None else spec.clip_norm
+
+    def advance(net, xs, ds, learning_rate, teacher_forcing):
+        seq = check_sequences(net[0], xs, ds, None, net[1].y, require_targets=False)
+        W, rs, ys, _ = _api.run_rule(rule, "numba", seq.W, net[1], seq.xs, seq.ds, seq.mask, lr=learning_rate,
+                                     activation=spec.activation, teacher_forcing=teacher_forcing, clip=clip,
+                                     wmask=None)
+        return (W, rs), ys
 
     def test(net, tstate):
         """Frozen test from the current state: learning off, teacher forcing off."""
         _, xs, ds = task.rollout(tstate, spec.eval_steps, test_rng)
-        _, ys = _api.run(net, xs, _padded(ds, n), learning_rate=0.0, teacher_forcing=False, **kw)
+        _, ys = advance(net, xs, _padded(ds, n), 0.0, False)
         bad, mask = _wrong(ys[:, :k], ds, binary, spec.tolerance)
         return bad.sum() / max(1, mask.sum()), ys[:, :k], ds
 
@@ -299,9 +332,8 @@ def run_one(spec: RunSpec) -> RunResult:
         L = min(chunk, spec.steps - t)
         tstate, xs, ds = task.rollout(tstate, L, stream_rng)
         with np.errstate(over="ignore", invalid="ignore"):
-            net_new, ys = _api.run(net, xs, _padded(ds, n), learning_rate=spec.learning_rate,
-                                   teacher_forcing=spec.teacher_forcing, **kw)
-        if not (np.all(np.isfinite(net_new.W)) and np.all(np.isfinite(ys))):
+            net_new, ys = advance(net, xs, _padded(ds, n), spec.learning_rate, spec.teacher_forcing)
+        if not (np.all(np.isfinite(net_new[0])) and np.all(np.isfinite(ys))):
             diverged = True
             break
         net = net_new
