@@ -17,6 +17,7 @@ from ._version import __version__
 _COMMAND_MODULES = (
     "rtrl.cli_stream",
     "rtrl.cli_experiments",
+    "rtrl.cli_compare",
     "rtrl.bench",
 )
 
