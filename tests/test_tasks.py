@@ -17,7 +17,7 @@ import rtrl.tasks.turing
 from rtrl.tasks import list_tasks, make
 from rtrl.tasks.turing import SYMBOLS, controller, is_balanced, run_machine
 
-ALL = ["pipelined-xor", "sequence-recognition", "delayed-nonmatch", "turing-parens", "oscillator", "flip-flop"]
+ALL = ["add", "pipelined-xor", "sequence-recognition", "delayed-nonmatch", "turing-parens", "oscillator", "flip-flop"]
 LO, HI = 0.1, 0.9
 
 

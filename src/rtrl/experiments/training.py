@@ -225,6 +225,8 @@ TASK_DEFAULTS = {
                       window=5000, eval_steps=5000),
     "oscillator": dict(units=1, learning_rate=3.0, teacher_forcing=True, steps=200_000, weight_scale=0.1,
                        window=1000, eval_steps=200),
+    "add": dict(units=6, learning_rate=0.5, teacher_forcing=False, steps=200_000, weight_scale=0.1,
+                window=5000, eval_steps=5000),
     "turing-parens": dict(units=15, learning_rate=1.0, teacher_forcing=False, steps=500_000,
                           weight_scale=0.1, window=10_000, eval_steps=20_000),
 }

@@ -14,10 +14,10 @@ Examples
 >>> xs.shape, ds.shape
 ((4, 2), (4, 1))
 >>> sorted(rtrl.tasks.list_tasks())[:3]
-['delayed-nonmatch', 'flip-flop', 'oscillator']
+['add', 'delayed-nonmatch', 'flip-flop']
 """
 
 from .base import Params, Task, TaskInfo, list_tasks, make, register
-from . import dnms, flipflop, oscillator, seqrec, turing, xor  # noqa: F401  (registers the tasks)
+from . import add, dnms, flipflop, oscillator, seqrec, turing, xor  # noqa: F401  (registers the tasks)
 
 __all__ = ["Task", "TaskInfo", "Params", "make", "list_tasks", "register"]
