@@ -151,7 +151,7 @@ def save(learner, path, *, extra=None) -> None:
     arrays = {"W": np.ascontiguousarray(s.W, dtype=np.float64), "y0": np.ascontiguousarray(learner._y0,
                                                                                          dtype=np.float64)}
     for name, value in zip(s.rule_state._fields, s.rule_state):
-        arrays["state." + name] = np.ascontiguousarray(value)
+        arrays["state." + name] = np.ascontiguousarray(value) if np.ndim(value) else np.array(value)  # 0-d stays 0-d
     if learner.weight_mask is not None:
         arrays["wmask"] = learner.weight_mask.astype(np.float64)
     config = learner.config()

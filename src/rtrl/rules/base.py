@@ -181,7 +181,7 @@ class Rule:
         if W.dtype.name not in self.dtypes:
             raise ValueError(f"dtype: rule {self.name!r} has compiled loops for {self.dtypes}, got {W.dtype.name}")
         c = np.ascontiguousarray
-        state = type(state)(*(c(a) for a in state))
+        state = type(state)(*(c(a) if np.ndim(a) else np.array(a) for a in state))  # 0-d fields stay 0-d
         wm = None if wmask is None else c(wmask, dtype=W.dtype)
         return self.run_compiled(c(W), state, c(xs), c(ds), c(mask), float(lr), act, bool(teacher_forcing),
                                  float(clip), wm)
@@ -222,7 +222,7 @@ def batched_run(rule: Rule, W, state, xs, ds, mask, **kwargs):
     """
     outs = []
     for b in range(W.shape[0]):
-        sb = type(state)(*(a[b] for a in state))
+        sb = type(state)(*(np.array(a[b]) if np.ndim(a) == 1 else a[b] for a in state))  # (B,) -> 0-d
         outs.append(rule.run(W[b], sb, xs[b], ds[b], mask[b], **kwargs))
     Ws, states, ys, Gs = zip(*outs)
     stacked = type(state)(*(np.stack(parts) for parts in zip(*states)))
