@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._validation import check_method, check_positive, check_random_state, check_sequences
-from .activations import activation_code
+from .activations import ACTIVATION_CODES, activation_code
 from .api import (ENGINES, RTRLState, _check_batched_sequences, check_weight_mask, init_rule_states, resolve_rule,
                   run_rule)
 from .kernels import prepare_row
@@ -262,6 +262,16 @@ class OnlineLearner:
         The fast path of :meth:`step` for callers that validated the row themselves (the
         stream command); returns ys (1, n).
         """
+        s = self.state
+        if self.engine == "numba" and s.W.ndim == 2:  # (the learner's arrays are float64: every rule has it)
+            # NOTE: the per-call fast path (issue: one step from Python should cost little more than
+            # the kernel): the state is already contiguous and of the kernel's type, so the compiled
+            # loop is called directly, with the same arguments Rule.run would pass.
+            W, rs, ys, _ = self.rule.run_compiled(s.W, s.rule_state, xs, ds, mask, self._learning_rate,
+                                                  ACTIVATION_CODES[self.activation], self.teacher_forcing,
+                                                  0.0 if self._clip_norm is None else self._clip_norm, self._wmask)
+            self.state = LearnerState(W, rs, s.t + 1)
+            return ys
         return self._run_checked(xs, ds, mask)
 
     def partial_fit(self, xs, targets=None, mask=None) -> np.ndarray:

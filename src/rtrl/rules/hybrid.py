@@ -67,7 +67,10 @@ class Hybrid(Rule):
 
     def run_compiled(self, W, state, xs, ds, mask, lr, act, tf, clip, wmask):
         h = default_block(W.shape[0]) if self.block is None else self.block
-        W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip, wmask)
+        if wmask is None:
+            W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip)
+        else:
+            W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip, wmask)
         return W, SensitivityState(y, P), ys, G
 
     def numbers(self, n, K):

@@ -91,7 +91,10 @@ class RTRL(Rule):
 
     def run_compiled(self, W, state, xs, ds, mask, lr, act, tf, clip, wmask):
         use_blas = choose_blas(W.shape[0], self.kernel)
-        W, y, P, ys, G = rtrl_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, use_blas, clip, wmask)
+        if wmask is None:  # NOTE: leaving the argument out dispatches ~1.5 µs faster than passing None
+            W, y, P, ys, G = rtrl_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, use_blas, clip)
+        else:
+            W, y, P, ys, G = rtrl_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, use_blas, clip, wmask)
         return W, SensitivityState(y, P), ys, G
 
     def run(self, W, state, xs, ds, mask, *, lr=0.0, activation="logistic", teacher_forcing=False, clip=0.0,
