@@ -88,19 +88,24 @@ def time_rule(spec, n, repeats=3, quick=False):
 
 
 def time_vanilla(path, n, m=2, T=300, repeats=3):
-    """µs per step of vanilla-rtrl's UORO, KF-RTRL and RFLO at n units (its own RNN, tanh, MSE loss)."""
-    sys.path.insert(0, str(Path(path).resolve().parent))
-    pkg = Path(path).resolve().name
-    core = __import__(f"{pkg}.core", fromlist=["RNN"])
-    functions = __import__(f"{pkg}.functions", fromlist=["tanh", "identity", "mean_squared_error"])
-    la = __import__(f"{pkg}.learning_algorithms", fromlist=["UORO", "KF_RTRL", "RFLO"])
+    """µs per step of vanilla-rtrl's UORO, KF-RTRL and RFLO at n units (its RNN, tanh, alpha = 1, MSE loss).
+
+    ``path`` is the root of a vanilla-rtrl checkout (it imports its packages from the top level:
+    ``core``, ``functions``, ``learning_algorithms``). A step is its forward pass, errors, the
+    rule's ``update_learning_vars`` and gradient call, as in its ``Simulation``; no optimizer.
+    """
+    sys.path.insert(0, str(Path(path).resolve()))
+    import core  # noqa: PLC0415  (vanilla-rtrl's packages)
+    import functions  # noqa: PLC0415
+    import learning_algorithms as la  # noqa: PLC0415
+
     rng = np.random.default_rng(0)
     n_out = max(1, n // 2)
     W_in = rng.normal(0, 1 / np.sqrt(m), (n, m))
     W_rec = rng.normal(0, 1 / np.sqrt(n), (n, n))
     W_out = rng.normal(0, 1 / np.sqrt(n), (n_out, n))
-    net = core.RNN(W_in, W_rec, W_out, np.zeros(n), np.zeros(n_out), activation=functions.tanh,
-                   alpha=1, output=functions.identity, loss=functions.mean_squared_error)
+    net = core.RNN(W_in, W_rec, W_out, np.zeros(n), np.zeros(n_out), activation=functions.tanh, alpha=1,
+                   output=functions.identity, loss=functions.mean_squared_error)
     xs = rng.standard_normal((T, m))
     ys = rng.standard_normal((T, n_out))
     makers = {"uoro": lambda: la.UORO(net), "kf-rtrl": lambda: la.KF_RTRL(net), "rflo": lambda: la.RFLO(net, alpha=1)}
@@ -108,10 +113,11 @@ def time_vanilla(path, n, m=2, T=300, repeats=3):
     for name, make in makers.items():
         best = float("inf")
         for _ in range(repeats):
-            alg = make()
             net.reset_network(h=np.zeros(n))
+            alg = make()
             t0 = time.perf_counter()
             for t in range(T):
+                net.x, net.y = xs[t], ys[t]
                 net.next_state(xs[t])
                 net.z_out()
                 net.y_hat = net.output.f(net.z)
