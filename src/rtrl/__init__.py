@@ -10,10 +10,10 @@ from ._version import __version__
 from .activations import ACTIVATIONS
 from .api import (RTRLState, forward, gradient, init_state, loss, run, train_online,
                   train_online_bptt)
-from . import tasks
+from . import rules, tasks
 from .checking import GradientCheckError, check_gradient
 from .io import ModelFileError, load, save
-from .learner import OnlineLearner
+from .learner import LearnerState, OnlineLearner
 from .network import init_weights
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "train_online",
     "train_online_bptt",
     "OnlineLearner",
+    "LearnerState",
     "init_weights",
     "check_gradient",
     "GradientCheckError",
@@ -35,4 +36,5 @@ __all__ = [
     "save",
     "ModelFileError",
     "tasks",
+    "rules",
 ]

@@ -144,6 +144,7 @@ class RunSpec:
         object.__setattr__(self, "teacher_forcing", bool(self.teacher_forcing))
         if self.activation not in ("logistic", "tanh"):
             raise ValueError(f"RunSpec: activation: expected 'logistic' or 'tanh', got {self.activation!r}")
+        self.make_rule().check(self.units, task.n_inputs + 1 + self.units)  # e.g. more subgroups than units
 
     @property
     def params(self) -> dict:
