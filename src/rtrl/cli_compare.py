@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
                    help="training steps of each driving run (default: the task's)")
     p.add_argument("--teacher-forcing", action=argparse.BooleanOptionalAction, default=None,
                    help="teacher forcing on/off (default: the task's)")
-    p.add_argument("--param", action="extend", nargs="+", metavar="KEY=VALUE", help="task parameter (repeatable)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="task parameter (one per flag, repeatable)")
     p.add_argument("--engine", choices=("numba", "numpy"), default="numba")
     p.add_argument("--out", default="rtrl-compare", metavar="DIR", help="output folder (default rtrl-compare)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="Dask workers for the driving runs")

@@ -31,19 +31,22 @@ def _nonneg_int(text):
 
 
 def _pos_int(text):
-    value = _nonneg_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
 
 
-def _pos_float(text):
+def _nonneg_float(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -147,13 +150,28 @@ def _run_defaults(name) -> dict:
     return {k: v for k, v in task_defaults(name).items() if k != "task_params"}
 
 
+def _run_defaults_for(name, params) -> dict:
+    from .experiments.training import task_defaults
+
+    return {k: v for k, v in task_defaults(name, **params).items() if k != "task_params"}
+
+
+def _variant_defaults(name) -> list:
+    """(label, params) of task variants whose run defaults differ (the oscillator's waves)."""
+    if name == "oscillator":
+        return [(f"wave={w}", {"wave": w}) for w in ("square", "sine")]
+    return []
+
+
 def cmd_tasks(args) -> int:
     from .tasks import list_tasks
 
     infos = list_tasks()
     if args.json:
         doc = {name: {"description": info.description, "params": dict(info.params),
-                      "defaults": _run_defaults(name)} for name, info in infos.items()}
+                      "defaults": _run_defaults(name),
+                      "variants": {label: _run_defaults_for(name, params) for label, params in _variant_defaults(name)}}
+               for name, info in infos.items()}
         print(json.dumps(doc, indent=1, default=str))
         return 0
     for name, info in infos.items():
@@ -163,6 +181,10 @@ def cmd_tasks(args) -> int:
         print(f"    params (--param key=value): {params}")
         defaults = ", ".join(f"{k}={v!r}" for k, v in _run_defaults(name).items())
         print(f"    run defaults: {defaults}")
+        for label, params in _variant_defaults(name):
+            changed = {k: v for k, v in _run_defaults_for(name, params).items() if _run_defaults(name).get(k) != v}
+            if changed:
+                print(f"    with --param {label}: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
     return 0
 
 
@@ -259,13 +281,14 @@ def add_parser(subparsers) -> None:
         epilog=_EPILOG_EXEC)
     p.add_argument("task", metavar="TASK", help="task name (see `rtrl tasks`)")
     p.add_argument("--units", type=_pos_int, default=None, metavar="N", help="number of units (default: the task's)")
-    p.add_argument("--lr", type=_pos_float, default=None, metavar="A", help="learning rate (default: the task's)")
+    p.add_argument("--lr", type=_nonneg_float, default=None, metavar="A",
+                   help="learning rate >= 0 (default: the task's; 0 trains nothing, as in rtrl stream)")
     p.add_argument("--teacher-forcing", action=argparse.BooleanOptionalAction, default=None,
                    help="teacher forcing on/off (default: the task's)")
     p.add_argument("--steps", type=_pos_int, default=None, metavar="T", help="training steps (default: the task's)")
     p.add_argument("--seeds", type=_pos_int, default=5, metavar="S", help="number of seeds, 0..S-1 (default: 5)")
-    p.add_argument("--param", action="extend", nargs="+", metavar="KEY=VALUE",
-                   help="task parameter, e.g. --param delay=3 (repeatable)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="task parameter, e.g. --param delay=3 (one per flag, repeatable)")
     p.add_argument("--rule", default=None, metavar="SPEC",
                    help="learning rule: rtrl (default, exact), hybrid, bptt:H, subgroup:G, snap-1, uoro, kf-rtrl, "
                         "rflo, eprop (see docs/rules.md)")
