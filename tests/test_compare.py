@@ -85,3 +85,28 @@ def test_learning_curves_of_drivers_come_from_the_runner():
     assert [r.spec.seed for r in runs] == [0, 1] and all(r.spec.rule == "uoro" for r in runs)
     # a rule that draws random numbers is seeded by the run's seed, so the two runs differ
     assert runs[0].curve != runs[1].curve
+
+
+def test_runner_plans_workers_and_prints_progress_lines(capsys):
+    from rtrl.experiments.runner import _ProgressLines, default_workers, plan_workers
+
+    assert plan_workers(None, None, 1) == 1  # never more processes than distinct runs
+    assert plan_workers(50, None, 2) == 2
+    assert plan_workers(0, None, 5) == 0 and plan_workers(7, "tcp://x", 1) == 7
+    msgs = []
+    n = default_workers() + 1
+    assert plan_workers(n, None, 100, log=msgs.append) == n and "compete" in msgs[0]
+    lines = _ProgressLines(3, "runs")
+    for _ in range(3):
+        lines.update(1)
+    assert "runs: 3/3 runs done (100 %)" in capsys.readouterr().err
+
+
+def test_a_rerun_into_the_same_folder_drops_old_figures(tmp_path):
+    from rtrl.experiments.report import fresh_figures_dir
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "old-claim.png").write_bytes(b"x")
+    (tmp_path / "figures" / "notes.txt").write_text("mine")
+    folder = fresh_figures_dir(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

@@ -315,12 +315,12 @@ def run_comparison(task, rules, out, *, driver="rtrl", seeds=0, units=None, lear
     from pathlib import Path
 
     from .pipeline import _environment
-    from .report import ensure_writable_dir, jsonable, write_json, write_text
+    from .report import ensure_writable_dir, fresh_figures_dir, jsonable, write_json, write_text
     from .training import task_defaults
 
     log = log or (lambda msg: None)
     out = ensure_writable_dir(out)
-    (Path(out) / "figures").mkdir(exist_ok=True)
+    fresh_figures_dir(out)
     defaults = task_defaults(task, **dict(task_params or {}))
     units = units if units is not None else max(defaults["units"], make_task(task, **dict(task_params or {}))
                                                 .n_targets + 2)

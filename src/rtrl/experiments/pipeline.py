@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import sys
 import time
-from pathlib import Path
 
 from .._version import __version__
 from . import report as _report
-from .runner import Runner, default_workers
+from .runner import Runner
 
 __all__ = ["UsageError", "select_claims", "reproduce", "make_specs", "run_task", "DEFAULT_REPRODUCE_OUT", "DEFAULT_RUN_OUT"]
 
@@ -45,10 +43,10 @@ def _validated(fn, *args, **kwargs):
 
 
 def _local_workers(workers, scheduler, n_runs):
-    """NOTE: the default local cluster gets no more worker processes than there are distinct runs."""
-    if workers is None and scheduler is None:
-        return max(1, min(default_workers(), n_runs))
-    return workers
+    """Worker processes of the local cluster (:func:`rtrl.experiments.runner.plan_workers`)."""
+    from .runner import plan_workers
+
+    return plan_workers(workers, scheduler, n_runs)
 
 
 def _environment() -> dict:
@@ -133,7 +131,7 @@ def reproduce(out=DEFAULT_REPRODUCE_OUT, *, quick=False, seeds=None, claims=None
 
     from .figures import figures_for_claim
 
-    fig_dir = out / "figures"
+    fig_dir = _report.fresh_figures_dir(out)
     by_claim, i = [], 0
     for claim, specs in plan:
         by_claim.append((claim, results[i:i + len(specs)]))
@@ -218,7 +216,7 @@ def run_task(task, out=DEFAULT_RUN_OUT, *, params=None, seeds=5, workers=None, s
         results = runner.map(specs, desc=task)
     from .figures import figures_for_runs
 
-    figs = figures_for_runs(results, out / "figures", task, title=task)
+    figs = figures_for_runs(results, _report.fresh_figures_dir(out), task, title=task)
     spec0 = _report.jsonable(specs[0])
     spec0.pop("seed", None)
     config = {"command": command or f"rtrl run {task}", "spec": spec0, "seeds": [s.seed for s in specs],

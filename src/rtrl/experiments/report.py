@@ -284,6 +284,20 @@ def ensure_writable_dir(path) -> Path:
     return path
 
 
+def fresh_figures_dir(out) -> Path:
+    """``out/figures``, created, with the PNGs of an earlier report in it removed.
+
+    NOTE: a report owns the PNG files of its ``figures`` folder: a rerun into the same ``--out``
+    would otherwise leave figures of configurations the new run does not have beside its own.
+    Nothing else in the folder is touched.
+    """
+    folder = Path(out) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    return folder
+
+
 def _is_flat(value) -> bool:
     """A list of scalars, or of short lists of scalars (a curve): written on one line."""
     scalar = (str, int, float, bool, type(None))

@@ -29,10 +29,33 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["Runner", "RunError", "WorkerSetupError", "run_specs", "default_workers", "spec_cost"]
+__all__ = ["Runner", "RunError", "WorkerSetupError", "run_specs", "default_workers", "spec_cost", "plan_workers"]
 
-#: Seconds to wait for an existing scheduler (and for ``workers`` workers to join it).
+#: Seconds to wait for ``workers`` workers to join an existing scheduler.
 CONNECT_TIMEOUT_S = 30
+#: Seconds to wait for an existing scheduler to answer at all (an unreachable address fails fast).
+SCHEDULER_ANSWER_S = 5
+#: When stderr is not a terminal (a log, CI), a progress line is printed at most this often.
+PROGRESS_LINE_S = 10.0
+
+
+def plan_workers(workers, scheduler, n_runs, log=None):
+    """Worker processes for a local cluster: never more than the distinct runs; warn above the cores.
+
+    NOTE: the default is one process per usable core (one thread each), capped at the number of
+    distinct runs; an explicit ``workers`` is capped the same way (extra processes would only
+    start, idle and slow the start-up), and a count above the cores is allowed with a warning.
+    """
+    if scheduler is not None or workers == 0:
+        return workers
+    cores = default_workers()
+    n = cores if workers is None else workers
+    n = max(1, min(n, max(1, n_runs)))
+    if workers is not None and n > cores:
+        (log or (lambda m: print(m, file=sys.stderr)))(
+            f"warning: {n} worker processes on {cores} core(s): they will compete for the cores "
+            "(runs take longer; results are the same)")
+    return n
 
 
 def default_workers() -> int:
@@ -129,6 +152,8 @@ class Runner:
             raise ValueError("workers: 0 (serial) cannot be combined with scheduler; drop one of them")
         self.scheduler = scheduler
         self.progress = _progress_enabled(progress)
+        # progress=None and stderr not a terminal: plain progress lines at a steady pace instead of a bar
+        self._lines = progress is None and not self.progress
         self._client = None
         self._cluster = None
 
@@ -154,7 +179,8 @@ class Runner:
 
         if self.scheduler is not None:
             try:
-                self._client = Client(self.scheduler, timeout=self.timeout, set_as_default=False)
+                self._client = Client(self.scheduler, timeout=min(self.timeout, SCHEDULER_ANSWER_S),
+                                      set_as_default=False)
             except OSError as exc:
                 raise ConnectionError(f"scheduler: could not connect to {self.scheduler!r} ({exc}); start one "
                                       "with `dask scheduler` or leave --scheduler out for a local cluster") from None
@@ -215,8 +241,10 @@ class Runner:
     def _bar(self, total, desc):
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, disable=not self.progress,
-                    dynamic_ncols=True)
+        if self.progress or not self._lines:
+            return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, disable=not self.progress,
+                        dynamic_ncols=True)
+        return _ProgressLines(total, desc)
 
     def _map_serial(self, order, func, desc) -> dict:
         out = {}
@@ -256,7 +284,31 @@ class Runner:
         return out
 
 
+class _ProgressLines:
+    """A tqdm stand-in for logs: ``desc: k/N runs done (p %), s elapsed`` at most every PROGRESS_LINE_S."""
+
+    def __init__(self, total, desc):
+        self.total, self.desc, self.done = total, desc, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, k=1):
+        self.done += k
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_LINE_S or self.done == self.total:
+            self.last = now
+            pct = 100.0 * self.done / max(1, self.total)
+            print(f"{self.desc}: {self.done}/{self.total} runs done ({pct:.0f} %), {now - self.start:.0f} s elapsed",
+                  file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def run_specs(specs, func=None, *, workers=None, scheduler=None, progress=None, desc="runs") -> list:
     """Start a :class:`Runner`, run every spec, shut it down; results in the order of ``specs``."""
+    workers = plan_workers(workers, scheduler, len(set(specs)))
     with Runner(workers=workers, scheduler=scheduler, progress=progress) as runner:
         return runner.map(specs, func, desc=desc)
