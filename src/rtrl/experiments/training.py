@@ -195,6 +195,9 @@ class RunResult:
         inputs (the oscillators) "free_run" and "target" (unit 0 in the last test).
     seconds : float
         Wall-clock time of the run.
+    train_seconds : float
+        The part of ``seconds`` spent in the learning rule's loop (the compute per training step is
+        ``train_seconds / extra["steps_trained"]``).
     """
 
     spec: RunSpec
@@ -204,13 +207,20 @@ class RunResult:
     curve: list
     extra: dict
     seconds: float
+    train_seconds: float = 0.0
+
+    @property
+    def us_per_step(self) -> float | None:
+        """Microseconds per training step of the learning rule (None before any step)."""
+        steps = self.extra.get("steps_trained") or 0
+        return 1e6 * self.train_seconds / steps if steps else None
 
     def to_dict(self) -> dict:
         return {"spec": self.spec.to_dict(), "success": bool(self.success),
                 "steps_to_learn": None if self.steps_to_learn is None else int(self.steps_to_learn),
                 "final_error": float(self.final_error),
                 "curve": [[int(s), float(e)] for s, e in self.curve],
-                "extra": self.extra, "seconds": float(self.seconds)}
+                "extra": self.extra, "seconds": float(self.seconds), "train_seconds": float(self.train_seconds)}
 
 
 # -- project defaults per task --------------------------------------------------------------------
@@ -322,8 +332,19 @@ def run_one(spec: RunSpec) -> RunResult:
                                      wmask=None)
         return (W, rs), ys
 
+    no_target = np.full((1, n), np.nan)
+
     def test(net, tstate):
         """Frozen test from the current state: learning off, teacher forcing off."""
+        if hasattr(task, "closed_loop"):  # the network runs the machine itself (the Turing task)
+            holder = [net]
+
+            def net_step(x):
+                holder[0], ys = advance(holder[0], x[None, :], no_target, 0.0, False)
+                return ys[0, :k]
+
+            res = task.closed_loop(net_step, test_rng, spec.eval_steps)
+            return res.error, None, res
         _, xs, ds = task.rollout(tstate, spec.eval_steps, test_rng)
         _, ys = advance(net, xs, _padded(ds, n), 0.0, False)
         bad, mask = _wrong(ys[:, :k], ds, binary, spec.tolerance)
@@ -331,11 +352,14 @@ def run_one(spec: RunSpec) -> RunResult:
 
     bins, t, last_wrong = [], 0, -1  # bins: (end step, wrong outputs, targeted outputs)
     success, steps_to_learn, diverged, tests, last_test = False, None, False, 0, None
+    train_seconds = 0.0  # time inside the learning rule's loop (for the compute per step)
     while t < spec.steps:
         L = min(chunk, spec.steps - t)
         tstate, xs, ds = task.rollout(tstate, L, stream_rng)
+        t_train = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore"):
             net_new, ys = advance(net, xs, _padded(ds, n), spec.learning_rate, spec.teacher_forcing)
+        train_seconds += time.perf_counter() - t_train
         if not (np.all(np.isfinite(net_new[0])) and np.all(np.isfinite(ys))):
             diverged = True
             break
@@ -365,8 +389,13 @@ def run_one(spec: RunSpec) -> RunResult:
     extra = {"steps_trained": int(t), "tests": int(tests), "diverged": bool(diverged),
              "curve_measure": "fraction of targeted outputs on the wrong side of 0.5" if binary
              else f"fraction of targeted outputs more than {spec.tolerance} from the target"}
+    if hasattr(task, "closed_loop") and last_test is not None:
+        res = last_test[2]
+        extra["closed_loop"] = {"strings": res.strings, "failed": res.failed, "steps": res.steps,
+                                "failures": [list(f) for f in res.failures[:3]]}
+        extra["curve_measure"] += "; the test is the closed loop (the network's own actions drive the tape)"
     if task.n_inputs == 0 and last_test is not None:  # oscillators: the free run, for a figure
         extra["free_run"] = [float(v) for v in last_test[1][:, 0]]
         extra["target"] = [float(v) for v in last_test[2][:, 0]]
     return RunResult(spec, success, steps_to_learn, final_error, _merge_curve(bins), extra,
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, train_seconds)
