@@ -82,20 +82,29 @@ def test_hybrid_through_the_api(teacher_forcing):
 
 
 def test_hybrid_catches_a_wrong_block_boundary():
-    """The comparison can fail: dropping the carried sensitivities at block ends is detected."""
+    """The comparison can fail: the library's own hybrid, with the carried sensitivities dropped at block
+    ends (fault=1, BPTT inside blocks without RTRL's carry), is far from real-time RTRL, while the same
+    call without the fault matches it to rounding."""
     rng = np.random.default_rng(7)
-    n, m, T = 4, 2, 60
-    W, xs, ds = random_problem(rng, n, m, T)
+    n, m, T, block = 4, 2, 60, 5
+    W, xs, ds = random_problem(rng, n, m, T, weight_scale=0.8)
     mask = ~np.isnan(ds)
     ds = np.where(mask, ds, 0.0)
     K = m + 1 + n
-    r = reference.rtrl_run(W, np.zeros(n), np.zeros((n, n, K)), xs, ds, mask, learning_rate=0.3)
-    # a "truncated" hybrid: restart every 5 steps from P = 0 (what BPTT without carried P would do)
-    Wt, y, P = W, np.zeros(n), np.zeros((n, n, K))
-    for t0 in range(0, T, 5):
-        sl = slice(t0, t0 + 5)
-        Wt, y, _, _, _ = hybrid_run_kernel(Wt, y, np.zeros((n, n, K)), xs[sl], ds[sl], mask[sl], 0.3, 0, False, 5, 0.0)
-    assert _rel(Wt, r[0]) > 1e-6
+    start = (W, np.zeros(n), np.zeros((n, n, K)), xs, ds, mask, 0.5, 0, False, block, 0.0)
+    r = reference.rtrl_run(*start[:6], learning_rate=0.5)
+    exact = hybrid_run_kernel(*start)
+    broken = hybrid_run_kernel(*start, None, 1)
+    assert _rel(exact[0], r[0]) < 1e-9 and _rel(exact[2], r[2]) < 1e-9
+    assert _rel(broken[0], r[0]) > 1e-6  # the weights drift away from RTRL's (1000 x the tolerance above)
+    assert _rel(broken[2], r[2]) > 1e-4  # and the carried sensitivities are wrong
+    # the prefix checks of the trajectory test see it one step into the third block (the first block
+    # starts from P = 0, so the first carry that can be dropped is at the second boundary)
+    t = 2 * block + 1
+    Wt = hybrid_run_kernel(W, np.zeros(n), np.zeros((n, n, K)), xs[:t], ds[:t], mask[:t], 0.5, 0, False, block, 0.0,
+                           None, 1)[0]
+    Wrt = reference.rtrl_run(W, np.zeros(n), np.zeros((n, n, K)), xs[:t], ds[:t], mask[:t], learning_rate=0.5)[0]
+    assert _rel(Wt, Wrt) > 1e-9
 
 
 def test_hybrid_arguments():

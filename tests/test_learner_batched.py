@@ -60,3 +60,28 @@ def test_batched_learner_rejects_bad_shapes():
         rtrl.OnlineLearner(3, 2, learning_rate=0.1, n_streams=2, W=np.zeros((3, 6)))
     with pytest.raises(ValueError, match=r"n_streams: expected None or an integer >= 1, got 0"):
         rtrl.OnlineLearner(3, 2, learning_rate=0.1, n_streams=0)
+
+
+@pytest.mark.parametrize("teacher_forcing", [False, True])
+def test_batched_step_with_junk_off_the_mask_equals_each_stream_alone(teacher_forcing):
+    """Where the mask is False the target is ignored, whatever it holds (large numbers, NaN, out of range):
+    a batched step(x, target, mask) equals each stream stepped alone with NaN there."""
+    rng = np.random.default_rng(11)
+    B, n, m, T = 3, 4, 2, 25
+    W = rng.uniform(-0.6, 0.6, (B, n, m + 1 + n))
+    kw = dict(learning_rate=0.5, teacher_forcing=teacher_forcing)
+    net = rtrl.OnlineLearner(n, m, W=W, n_streams=B, **kw)
+    alone = [rtrl.OnlineLearner(n, m, W=W[b], **kw) for b in range(B)]
+    for t in range(T):
+        x = rng.standard_normal((B, m))
+        mask = rng.random((B, n)) < 0.5
+        clean = rng.uniform(0.1, 0.9, (B, n))
+        junk = np.where(mask, clean, rng.choice([1e6, -3.0, np.nan, 0.5], size=(B, n)))
+        ys = net.step(x, junk, mask)
+        for b in range(B):
+            y_b = alone[b].step(x[b], np.where(mask[b], clean[b], np.nan))
+            np.testing.assert_allclose(ys[b], y_b, rtol=1e-12, atol=1e-14)
+    for b in range(B):
+        np.testing.assert_allclose(net.W[b], alone[b].W, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(net.P[b], alone[b].P, rtol=1e-12, atol=1e-14)
+    assert np.abs(net.W - W).max() > 1e-3  # it learned

@@ -8,7 +8,7 @@ import pytest
 import rtrl
 from rtrl.cli import main
 from rtrl.io import load, load_with_metadata
-from rtrl.stream import BadRowError, DivergedError, Stream, StreamError, parse_columns
+from rtrl.stream import BadRowError, DivergedError, Stream, StreamError, parse_columns, read_lines
 
 
 def _series(rng, T=120, holes=0.3):
@@ -35,9 +35,11 @@ def _preds(out_bytes):
 
 
 def _run(text, net, **kw):
+    """Run the stream on ``text`` as the command line does: bytes, read line by line (a lone surrogate
+    such as "\\udcff" in ``text`` stands for the raw byte 0xff)."""
     out = io.BytesIO()
     s = Stream(net, ("a", "b"), ("d",), **kw)
-    result = s.run(io.StringIO(text), out)
+    result = s.run(read_lines(io.BytesIO(text.encode("utf-8", "surrogateescape"))), out)
     return result, out.getvalue()
 
 
@@ -66,6 +68,17 @@ def test_blank_lines_ignored_and_header_whitespace_and_bom(rng):
     _, out_a = _run(text, net_a)
     _, out_b = _run(spaced.encode().decode("utf-8-sig"), net_b)
     assert out_a == out_b
+
+
+def test_text_lines_and_byte_lines_give_the_same_run(rng):
+    """Stream.run takes str lines (Python callers) or bytes lines (the command line) alike."""
+    text, _, _ = _series(rng, T=30)
+    net_a, net_b = _net(), _net()
+    out_a, out_b = io.BytesIO(), io.BytesIO()
+    Stream(net_a, ("a", "b"), ("d",)).run(io.StringIO(text), out_a)
+    Stream(net_b, ("a", "b"), ("d",)).run(read_lines(io.BytesIO(text.encode())), out_b)
+    assert out_a.getvalue() == out_b.getvalue()
+    np.testing.assert_array_equal(net_a.W, net_b.W)
 
 
 def test_column_and_header_errors(rng):
@@ -100,7 +113,13 @@ BAD_ROWS = [
     ("2,0.5,0.3,-inf", "b", "input is '-inf'"),
     ("2,0.5,x7,0.1", "d", "target is not a number: 'x7'"),
     ("2,0.5,inf,0.1", "d", "target is 'inf'"),
-    ('2,"0.5,0.3,0.1', None, "unclosed quote"),  # an unclosed quote swallows the rest of the input
+    ('2,"0.5,0.3,0.1', None, "unclosed quote"),  # one bad line: a record never spans lines
+    ("2,0.5,0.3,0.1\udcff", None, "not UTF-8 text: byte 0xff"),  # the raw byte 0xff (see _run)
+    ("2,０.５,0.3,0.1", "a", "input is not a number: '０.５'"),  # full-width digits
+    ("2,٠.٥,0.3,0.1", "a", "input is not a number"),  # Arabic-Indic digits
+    ("2,0.5_5,0.3,0.1", "a", "input is not a number: '0.5_5'"),  # float() would read 0.55
+    ("2,0.5,0x1,0.1", "d", "target is not a number: '0x1'"),
+    ("2,0.5,1.5,0.1", "d", "outside the range [0, 1]"),
 ]
 
 
@@ -127,7 +146,7 @@ def test_bad_row_error_mode_saves_state_before_it(tmp_path, rng, bad, column, fr
     assert saved.t == 2 and meta["extra"]["stream"]["rows_read"] == 2
 
 
-@pytest.mark.parametrize("bad, column, fragment", BAD_ROWS[:-1])
+@pytest.mark.parametrize("bad, column, fragment", BAD_ROWS)
 def test_bad_row_skip_mode_leaves_state_alone(rng, bad, column, fragment):
     text, _, _ = _series(rng, T=12, holes=0)
     lines = text.splitlines()
@@ -146,11 +165,25 @@ def test_bad_row_skip_mode_leaves_state_alone(rng, bad, column, fragment):
     assert [r.split(",")[1] for r in got[1:3] + got[4:]] == [r.split(",")[1] for r in out_ref.decode().splitlines()[1:]]
 
 
-def test_targets_outside_activation_range_warn_once(rng):
-    messages = []
-    text = "a,b,d\n" + "".join(f"{i},{i},{5 + i}\n" for i in range(4))
-    Stream(_net(), ("a", "b"), ("d",), log=messages.append).run(io.StringIO(text), io.BytesIO())
-    assert len(messages) == 1 and "line 2, column 'd': target 5 is outside the range (0, 1)" in messages[0]
+def test_targets_outside_activation_range_are_bad_rows_or_clipped_and_counted(rng):
+    text = "a,b,d\n0.1,0.2,0.5\n0.3,0.4,1e308\n0.5,0.6,0.25\n0.7,0.8,-2\n0.9,1.0,1\n"
+    with pytest.raises(BadRowError, match=r"line 3, column 'd': target 1e308 is outside the range \[0, 1\] of "
+                                          r"logistic units.*--clip-targets"):
+        Stream(_net(), ("a", "b"), ("d",)).run(io.StringIO(text), io.BytesIO())
+    skipped, ref = _net(), _net()
+    result, _ = _run(text, skipped, on_bad_row="skip")
+    assert (result.bad_rows, result.rows_read, skipped.t) == (2, 5, 3)
+    # clipped: the same as writing the bounds 1 and 0 in the file, and counted
+    clipped = _net()
+    result, out = _run(text, clipped, clip_targets=True)
+    _, out_ref = _run(text.replace("1e308", "1").replace("-2", "0"), ref)
+    assert (result.clipped_targets, result.clipped_targets_this_run, result.bad_rows) == (2, 2, 0)
+    assert out == out_ref
+    np.testing.assert_array_equal(clipped.W, ref.W)
+    # tanh units: [-1, 1]
+    tanh = _net(activation="tanh")
+    result, _ = _run("a,b,d\n0,0,-1\n0,0,-0.5\n0,0,-1.0000001\n", tanh, on_bad_row="skip")
+    assert result.bad_rows == 1 and "outside the range [-1, 1] of tanh units" in result.bad_examples[0]
 
 
 def _diverging_text():

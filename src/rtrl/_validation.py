@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Sequences", "check_random_state", "check_weights", "check_sequences", "check_positive", "check_method"]
+__all__ = ["Sequences", "check_random_state", "check_weights", "check_sequences", "check_positive", "check_method",
+           "check_real_array", "check_memory", "physical_memory"]
 
 
 def check_random_state(rng) -> np.random.Generator:
@@ -34,11 +35,52 @@ def check_random_state(rng) -> np.random.Generator:
 def _as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
+    check_real_array(value, name)
     try:
         arr = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"{name}: expected an array of numbers, got {type(value).__name__} ({exc})") from None
     return arr
+
+
+def check_real_array(value, name: str):
+    """Raise TypeError naming ``name`` if ``value`` holds complex numbers, text, dates or objects.
+
+    NumPy would drop an imaginary part with only a warning, and read the text "0.5" as a
+    number; neither is what a caller means. Returns ``value`` unchanged (real numbers, bools,
+    nested lists of them).
+    """
+    if isinstance(value, np.ndarray):
+        kind = value.dtype.kind
+    elif isinstance(value, (complex, np.complexfloating)):
+        kind = "c"
+    elif isinstance(value, (str, bytes)):
+        kind = "U"
+    elif isinstance(value, (list, tuple)):
+        try:
+            kind = np.asarray(value).dtype.kind
+        except (TypeError, ValueError):  # ragged nesting: the float conversion will say so
+            return value
+    else:
+        return value
+    if kind == "c":
+        raise TypeError(f"{name}: expected real numbers, got a complex array; pass the real part (np.real) if "
+                        "that is what you mean")
+    if kind in "USOVMm":
+        what = {"U": "text", "S": "bytes", "O": "Python objects", "V": "raw records", "M": "dates",
+                "m": "time deltas"}[kind]
+        if kind == "O":
+            # a list of numbers with None or mixed types: fine only if every item is a real number
+            flat = np.asarray(value, dtype=object).ravel()
+            if all(isinstance(v, (numbers.Real, np.bool_)) for v in flat):
+                return value
+            bad = next(v for v in flat if not isinstance(v, (numbers.Real, np.bool_)))
+            if isinstance(bad, (complex, np.complexfloating)):
+                raise TypeError(f"{name}: expected real numbers, got a complex number {bad!r}; pass the real "
+                                "part if that is what you mean")
+            what = f"{type(bad).__name__} items"
+        raise TypeError(f"{name}: expected an array of numbers, got {what}")
+    return value
 
 
 def check_weights(W, name: str = "W", dtype=np.float64) -> np.ndarray:
@@ -131,6 +173,7 @@ def check_sequences(W, xs, targets=None, mask=None, y0=None, *, require_targets:
         if mask is None:
             m_arr = ~np.isnan(ds)
         else:
+            check_real_array(mask, "mask")
             m_arr = np.asarray(mask)
             if m_arr.shape != (T, n):
                 raise ValueError(f"mask: expected shape (T, n_units) = ({T}, {n}), got {m_arr.shape}")
@@ -156,3 +199,45 @@ def check_sequences(W, xs, targets=None, mask=None, y0=None, *, require_targets:
             raise ValueError("y0: contains NaN or inf; the initial state must be finite")
     return Sequences(W, np.ascontiguousarray(xs), np.ascontiguousarray(ds),
                      np.ascontiguousarray(m_arr), y0_arr)
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory this process may use at most: the machine's RAM, or a smaller cgroup limit
+    (None where neither can be read)."""
+    import os
+
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - platforms without sysconf
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < 2**62:
+            limits.append(int(text))
+    return min(limits) if limits else None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"  # pragma: no cover
+
+
+def check_memory(n_bytes: int, name: str, what: str, fix: str) -> None:
+    """Raise ValueError naming ``name`` if ``n_bytes`` exceed the memory this process may use.
+
+    ``what`` says what the memory is for, ``fix`` how to get a smaller request. Checked before
+    anything is allocated, so an absurd size fails at once instead of when the kernel kills
+    the process.
+    """
+    limit = physical_memory()
+    if limit is not None and n_bytes > limit:
+        raise ValueError(f"{name}: {what} would need {_bytes(n_bytes)} of memory, more than the {_bytes(limit)} "
+                         f"this machine has; {fix}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_random_state
+from ._validation import check_positive, check_random_state, check_real_array
 
 __all__ = ["GradientCheckError", "directional_derivatives", "check_gradient"]
 
@@ -30,16 +30,36 @@ def check_gradient(loss_fn, grad, W, *, n_directions=6, eps=1e-6, rtol=1e-6, ato
     derivative ``sum(grad * V)`` must equal the central difference to
     ``atol + rtol * scale``, where ``scale`` is the larger of the two magnitudes
     and the gradient's norm. Raises :class:`GradientCheckError` otherwise and
-    returns the largest discrepancy.
+    returns the largest discrepancy. A gradient holding NaN or inf, or a loss that is not
+    finite near W, fails the check too (GradientCheckError).
     """
+    check_real_array(W, "W")
+    check_real_array(grad, "grad")
     W = np.asarray(W, dtype=np.float64)
     grad = np.asarray(grad, dtype=np.float64)
     if grad.shape != W.shape:
         raise ValueError(f"grad: expected the shape of W {W.shape}, got {grad.shape}")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("W: contains NaN or inf; check the gradient at finite weights")
+    if isinstance(n_directions, bool) or not isinstance(n_directions, (int, np.integer)) or n_directions < 1:
+        raise ValueError(f"n_directions: expected an integer >= 1, got {n_directions!r}")
+    eps = check_positive(eps, "eps")
+    check_positive(rtol, "rtol", allow_zero=True)
+    check_positive(atol, "atol", allow_zero=True)
+    if not np.all(np.isfinite(grad)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(grad))[0])
+        raise GradientCheckError(f"gradient check failed: the analytic gradient holds {grad[bad]} at index {bad} "
+                                 "(NaN or inf); a gradient must be finite")
     rng = check_random_state(rng)
     dirs = rng.standard_normal((n_directions,) + W.shape)
     dirs /= np.sqrt(np.sum(dirs ** 2, axis=tuple(range(1, dirs.ndim)), keepdims=True))
-    numeric = directional_derivatives(loss_fn, W, dirs, eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        numeric = directional_derivatives(loss_fn, W, dirs, eps)
+    if not np.all(np.isfinite(numeric)):
+        worst = int(np.flatnonzero(~np.isfinite(numeric))[0])
+        raise GradientCheckError(f"gradient check failed along direction {worst}: the finite difference of the "
+                                 f"loss is {numeric[worst]} (the loss is NaN or inf near W); check the loss "
+                                 "function, or lower eps")
     analytic = np.tensordot(dirs, grad, axes=W.ndim)
     scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), np.linalg.norm(grad))
     err = np.abs(numeric - analytic)

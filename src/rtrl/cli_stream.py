@@ -4,15 +4,15 @@ A thin layer: it resolves the arguments, builds or loads the learner, opens the 
 installs the SIGINT/SIGTERM handlers and maps outcomes to exit codes. The loop itself is
 :class:`rtrl.stream.Stream`. Exit codes: 0 done (also after SIGINT/SIGTERM, with a final
 checkpoint), 1 a bad row (``--on-bad-row error``), 2 a usage or file problem,
-3 training diverged.
+3 training diverged or saturated, 4 the predictions or a checkpoint could not be written.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import signal
+import stat
 import sys
 
 from .activations import ACTIVATIONS
@@ -33,7 +33,9 @@ column of the same row."""
 EPILOG = """\
 exit codes: 0 done (or stopped by SIGINT/SIGTERM after saving a checkpoint), 1 bad row
 (with --on-bad-row error; a checkpoint of the state before the row is saved), 2 usage or
-file error, 3 training diverged (the last good checkpoint is left as it was).
+file error (also: the checkpoint is in use by another run), 3 training diverged or
+saturated (the last good checkpoint is left as it was), 4 cannot write --out or the
+checkpoint (missing or read-only folder, disk full; the last checkpoint is left as it was).
 See docs/streaming.md."""
 
 
@@ -74,13 +76,29 @@ def add_parser(subparsers) -> None:
     p.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
                    help="error (default): stop with exit 1 naming the line and column; skip: count it, "
                         "leave the state alone, write an empty prediction line")
+    p.add_argument("--clip-targets", action="store_true",
+                   help="clip a target outside the range of its unit ([0, 1] logistic, [-1, 1] tanh) to the range "
+                        "and count it (default: such a row is a bad row)")
+    p.add_argument("--saturation-rows", type=int, default=None, metavar="N",
+                   help="stop with exit 3 when a target unit's output sits at a bound of its range for N targeted "
+                        "rows in a row (default 100; 0: never)")
     p.add_argument("--out", default="-", metavar="FILE|-", help="prediction CSV (default - for stdout)")
     p.set_defaults(func=main_stream)
 
 
-def _fail(message) -> int:
+def _fail(message, code=2) -> int:
     print(f"rtrl stream: error: {message}", file=sys.stderr, flush=True)
-    return 2
+    return code
+
+
+def _is_regular(path) -> bool:
+    """True if ``path`` is a regular file or does not exist yet (False for a device, a pipe, a folder)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # let open() report it
 
 
 def _note(message) -> None:
@@ -148,11 +166,13 @@ def _check_loaded(args, learner, path):
 
 def main_stream(args) -> int:
     from .io import ModelFileError, load_with_metadata
-    from .stream import BadRowError, DivergedError, Stream, StreamError, checkpoint_info, parse_columns
+    from .stream import SATURATION_ROWS, Stream, StreamError, checkpoint_info, parse_columns
 
     # -- resolve the start: checkpoint, model file or a new network ---------------------------
     if args.every < 0:
         return _fail(f"--every: expected an integer >= 0, got {args.every}")
+    if args.saturation_rows is not None and args.saturation_rows < 0:
+        return _fail(f"--saturation-rows: expected an integer >= 0, got {args.saturation_rows}")
     if args.every and not args.checkpoint:
         return _fail("--every needs --checkpoint PATH")
     if args.resume and not args.checkpoint:
@@ -202,14 +222,41 @@ def main_stream(args) -> int:
         else:
             run_info = {"started_from": args.model or "new network",
                         "seed": None if args.model else args.seed, **learner.config()}
+        counts = {k: int(info.get(k) or 0) for k in ("rows_read", "bad_rows", "clipped_targets")} if info else {}
         stream = Stream(learner, inputs, targets, checkpoint=args.checkpoint, every=args.every,
-                        on_bad_row=args.on_bad_row, rows_read=info["rows_read"] if info else 0,
-                        bad_rows=info["bad_rows"] if info else 0, source=source, out_path=out_path,
-                        run_info=run_info)
+                        on_bad_row=args.on_bad_row, source=source, out_path=out_path, run_info=run_info,
+                        clip_targets=args.clip_targets,
+                        saturation_rows=SATURATION_ROWS if args.saturation_rows is None else args.saturation_rows,
+                        **counts)
     except ModelFileError as exc:
         return _fail(f"cannot read model file {exc}")
     except (TypeError, ValueError) as exc:
         return _fail(str(exc))
+
+    # -- check the checkpoint path (and lock it) before anything is read or written -----------
+    try:
+        stream.prepare()
+    except StreamError as exc:
+        return _fail(_flagged(exc, args), exc.exit_code)
+    try:
+        return _run(args, stream, info, source, out_path)
+    finally:
+        stream.close()
+
+
+def _flagged(exc, args) -> str:
+    """The message of a WriteError with the command line's flag names."""
+    from .stream import WriteError
+
+    if isinstance(exc, WriteError):
+        flag = "--checkpoint" if exc.what == "checkpoint" else "--out"
+        path = args.checkpoint if exc.what == "checkpoint" else args.out
+        return f"cannot write {flag} {path}: {exc.reason}{exc.consequence}"
+    return str(exc)
+
+
+def _run(args, stream, info, source, out_path) -> int:
+    from .stream import BadRowError, DivergedError, StreamError, WriteError, read_lines
 
     # -- open the input and the output --------------------------------------------------------
     skip = 0
@@ -223,30 +270,41 @@ def main_stream(args) -> int:
                       f"{skip} rows of {source}")
     try:
         if source == "-":
-            lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+            infile = None
+            lines = read_lines(sys.stdin.buffer)
         else:
-            lines = open(source, encoding="utf-8-sig", newline="")
+            if os.path.isdir(source):
+                return _fail(f"cannot open INPUT {args.input}: it is a folder")
+            infile = open(source, "rb")
+            lines = read_lines(infile)
     except OSError as exc:
-        return _fail(f"cannot open INPUT {args.input}: {exc.strerror}")
+        return _fail(f"cannot open INPUT {args.input}: {exc.strerror or exc}")
     out_bytes, write_header = 0, True
     try:
         if out_path is None:
             out = sys.stdout.buffer
+        elif not _is_regular(out_path):
+            # A device or a pipe (/dev/null, a FIFO): nothing to cut back; write on, like stdout.
+            out = open(out_path, "wb")
         elif info is not None and _same_file(info.get("out_path"), out_path) and info.get("out_bytes") is not None:
             # Resume the same output file: cut it back to what the checkpoint had written.
             out = open(out_path, "r+b")
             size = os.fstat(out.fileno()).st_size
             if size < info["out_bytes"]:
                 out.close()
+                if infile is not None:
+                    infile.close()
                 return _fail(f"--out {args.out} has {size} bytes but the checkpoint wrote {info['out_bytes']}; "
-                             "it was changed since: resume into a new --out file")
+                             "it was changed since: resume into a new --out file (the file is left as it is)")
             out.truncate(info["out_bytes"])
             out.seek(info["out_bytes"])
             out_bytes, write_header = info["out_bytes"], False
         else:
             out = open(out_path, "wb")
     except OSError as exc:
-        return _fail(f"cannot open --out {args.out}: {exc.strerror}")
+        if infile is not None:
+            infile.close()
+        return _fail(f"cannot open --out {args.out}: {exc.strerror or exc}", 4)
 
     # -- run, stopping cleanly on SIGINT / SIGTERM --------------------------------------------
     def on_signal(signum, frame):
@@ -265,15 +323,20 @@ def main_stream(args) -> int:
                 "or --clip-norm and --resume)") if args.checkpoint else ""
         print(f"rtrl stream: error: {exc} (--lr, --clip-norm){kept}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except WriteError as exc:
+        return _fail(_flagged(exc, args), exc.exit_code)
     except StreamError as exc:
-        return _fail(f"{args.input}: {exc}")
+        return _fail(f"{args.input}: {exc}", exc.exit_code)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if out_path is not None:
-            out.close()
-        if source != "-":
-            lines.close()
+            try:
+                out.close()
+            except OSError:
+                pass  # a failed final flush was reported by the run (the predictions were flushed row by row)
+        if infile is not None:
+            infile.close()
 
     # -- report -------------------------------------------------------------------------------
     how = "end of input" if result.stopped is None else f"stopped by {result.stopped}"
@@ -285,6 +348,9 @@ def main_stream(args) -> int:
         _note(f"skipped {result.bad_rows_this_run} bad rows this run ({result.bad_rows} in all)"
               + "".join(f"\n  {e}" for e in result.bad_examples)
               + ("\n  ..." if result.bad_rows_this_run > len(result.bad_examples) else ""))
+    if result.clipped_targets_this_run:
+        _note(f"clipped {result.clipped_targets_this_run} targets to the range of the units this run "
+              f"({result.clipped_targets} in all)")
     if result.stopped == "output closed" and out_path is None:
         # The reader went away; point stdout at /dev/null so the interpreter's final flush is quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -46,13 +46,17 @@ def default_block(n_units: int) -> int:
 
 
 @njit(cache=True, fastmath={"contract"})
-def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmask=None):
+def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmask=None, fault=None):
     """Real-time learning with the exact RTRL gradients, computed by the block hybrid.
 
     Same arguments and results as :func:`rtrl.kernels.rtrl_run_kernel` (less ``use_blas``,
     plus ``block``, the block length h >= 1; ``wmask`` as there): W (n, K), y (n,), P (n, n, K) float64
     C-contiguous (the sensitivities at the start, already zeroed for forced units);
     xs (T, m); ds, mask (T, n). Returns (W, y, P, ys (T, n), G (n, K)).
+
+    ``fault`` is for tests only (None, the default, compiles to the exact method): 1 drops the
+    carried sensitivities Phi P(t0) at each block end (BPTT within blocks without RTRL's carry),
+    a wrong block boundary the tests must catch.
     """
     n, K = W.shape
     m = K - 1 - n
@@ -187,6 +191,9 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmas
             # sum_tau Psi_tau B(tau): (n*n, s) @ (s, K) -> (n*n, K) == (n, nK)
             np.dot(CM[:s_in].T, Zs[:s_in], Pnew)
             np.dot(Psi, P0, Ptmp)
+            if fault is not None:  # tests only (pruned from the default compilation)
+                if fault == 1:
+                    Ptmp[:] = 0.0  # the wrong boundary: P(t0) is not carried into the next block
             for k in range(n):
                 for i in range(n):
                     pk = Pnew[k * n + i]

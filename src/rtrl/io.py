@@ -20,11 +20,14 @@ entry               shape        meaning
 "rtrl" rule. The rule's state is saved without the file format knowing which rule made it:
 its fields are checked against the state the rule itself builds for that network.
 
-Writes are atomic: the archive goes to a temporary file in the target folder, is
-fsync'ed, renamed over the target and the folder is fsync'ed, so a crash mid-write
-leaves either the old file or the new one, never a broken one. Reading never
-unpickles (``allow_pickle=False``); a truncated, corrupted, foreign or incompatible
-file raises :class:`ModelFileError` naming the file and what is wrong.
+Writes are atomic: the archive goes to a temporary file ``.NAME.PID.XXXXXXXX.tmp`` in the
+target folder, is fsync'ed, renamed over the target and the folder is fsync'ed, so a crash
+mid-write leaves either the old file or the new one, never a broken one. :func:`save`
+refuses (ValueError) what :func:`load` would refuse: a non-finite state or one that does
+not fit its rule. Reading never unpickles (``allow_pickle=False``) and never blocks (a
+FIFO, a device or a socket is refused unopened); a truncated, corrupted, foreign or
+incompatible file raises :class:`ModelFileError` naming the file and what is wrong,
+whatever the zip, zlib or NumPy layer underneath raised.
 """
 
 from __future__ import annotations
@@ -33,15 +36,15 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
-import zipfile
 
 import numpy as np
 
 from ._version import __version__
 
 __all__ = ["save", "load", "load_with_metadata", "ModelFileError", "FORMAT_NAME", "FORMAT_VERSION",
-           "atomic_write"]
+           "atomic_write", "probe_writable"]
 
 #: Written into every model file; a file without it is not an rtrl model.
 FORMAT_NAME = "rtrl.model"
@@ -72,17 +75,39 @@ class ModelFileError(ValueError):
         super().__init__(f"{self.path}: {message}")
 
 
-def atomic_write(path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file and move it over ``path`` atomically.
+def _tmp_prefix(path: str) -> str:
+    """Prefix of the temporary files of saves of ``path``: ``.NAME.PID.`` (the writer's process id, so a
+    leftover of a killed save can be told from a file a live process is writing)."""
+    return "." + os.path.basename(path) + f".{os.getpid()}."
 
-    The temporary file lives in the same folder (so the rename is atomic), is flushed
-    and fsync'ed before ``os.replace``, and the folder is fsync'ed after, so the new
-    name survives a power loss. On any error the temporary file is removed and ``path``
-    is left as it was.
+
+def probe_writable(path) -> None:
+    """Raise OSError (with the reason) if a file cannot be created next to ``path`` the way a save does it.
+
+    Creates and removes one empty temporary file in the folder of ``path``; ``path`` itself is
+    not touched. A missing folder raises FileNotFoundError naming the folder.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(2, f"No such folder {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file and move it over ``path`` atomically.
+
+    The temporary file ``.NAME.PID.XXXXXXXX.tmp`` lives in the same folder (so the rename is
+    atomic), is flushed and fsync'ed before ``os.replace``, and the folder is fsync'ed after,
+    so the new name survives a power loss. On any error the temporary file is removed and
+    ``path`` is left as it was. (A process killed mid-save leaves its temporary file; the PID
+    in its name tells ``rtrl stream`` that it is stale.)
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=folder)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
@@ -147,6 +172,7 @@ def save(learner, path, *, extra=None) -> None:
 
     if not isinstance(learner, OnlineLearner):
         raise TypeError(f"learner: expected an rtrl.OnlineLearner, got {type(learner).__name__}")
+    _check_savable(learner)
     s = learner.state
     arrays = {"W": np.ascontiguousarray(s.W, dtype=np.float64), "y0": np.ascontiguousarray(learner._y0,
                                                                                          dtype=np.float64)}
@@ -180,36 +206,122 @@ def save(learner, path, *, extra=None) -> None:
     atomic_write(path, write)
 
 
+def _check_savable(learner) -> None:
+    """Refuse to write what :func:`load` would refuse: settings changed to invalid values after
+    construction, a diverged (non-finite) state, or a state that does not fit the rule."""
+    from . import rules
+    from .activations import ACTIVATIONS
+    from .api import ENGINES, init_rule_states
+    from .learner import LearnerState
+
+    where = "learner"
+    try:
+        lr = learner.learning_rate
+        clip = learner.clip_norm
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr) or lr < 0:
+            raise ValueError(f"learning_rate is {lr!r}; expected a finite number >= 0")
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float, np.floating))
+                                 or not np.isfinite(clip) or clip <= 0):
+            raise ValueError(f"clip_norm is {clip!r}; expected None or a finite number > 0")
+        if learner.activation not in ACTIVATIONS:
+            raise ValueError(f"activation is {learner.activation!r}; expected one of {ACTIVATIONS}")
+        if not isinstance(learner.teacher_forcing, bool):
+            raise ValueError(f"teacher_forcing is {learner.teacher_forcing!r}; expected a bool")
+        if learner.engine not in ENGINES:
+            raise ValueError(f"engine is {learner.engine!r}; expected one of {ENGINES}")
+        rule = learner.rule
+        again = rules.make(rule.name, **rule.options())
+        if again != rule:
+            raise ValueError(f"rule {rule!r} does not round-trip through its name and options")
+        st = learner.state
+        if not isinstance(st, LearnerState):
+            raise ValueError(f"state is a {type(st).__name__}; expected an rtrl.learner.LearnerState")
+        t = st.t
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"the step count t is {t!r}; expected an integer >= 0")
+        W = np.asarray(st.W)
+        batch = () if learner.n_streams is None else (learner.n_streams,)
+        n, K = W.shape[-2:]
+        if W.dtype != np.float64 or W.ndim != len(batch) + 2:
+            raise ValueError(f"W is {W.dtype} of shape {W.shape}; expected float64 ([n_streams,] n, K)")
+        y0 = np.asarray(learner._y0)
+        if y0.dtype != np.float64 or y0.shape != batch + (n,):
+            raise ValueError(f"y0 is {y0.dtype} of shape {y0.shape}; expected float64 of shape {batch + (n,)}")
+        template = init_rule_states(rule, np.zeros(W.shape), np.zeros(y0.shape), learner._wmask)
+        rs = st.rule_state
+        if getattr(rs, "_fields", None) != template._fields:
+            raise ValueError(f"the rule state has fields {getattr(rs, '_fields', type(rs).__name__)}; rule "
+                             f"{rule.spec!r} keeps {list(template._fields)}")
+        for name, want, got in zip(template._fields, template, rs):
+            got = np.asarray(got)
+            if got.dtype != want.dtype or got.shape != want.shape:
+                raise ValueError(f"the rule state's {name!r} is {got.dtype} of shape {got.shape}; rule "
+                                 f"{rule.spec!r} keeps {want.dtype} of shape {want.shape}")
+        for name, a in [("W", W), ("y0", y0)] + list(zip(("state." + f for f in rs._fields), rs)):
+            a = np.asarray(a)
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} contains NaN or inf (training diverged); roll back to a good state or "
+                                 "lower the learning rate")
+    except ValueError as exc:
+        raise ValueError(f"{where}: cannot be saved, a model file of it would not load: {exc}") from None
+
+
+def _open_regular(spath):
+    """Open ``spath`` for reading as a binary file object; refuse anything that is not a regular file.
+
+    Never blocks: a FIFO, a device or a socket is refused (opened, if at all, without waiting).
+    """
+    try:
+        st = os.stat(spath)
+    except FileNotFoundError:
+        raise ModelFileError(spath, "no such file") from None
+    except OSError as exc:
+        raise ModelFileError(spath, f"cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelFileError(spath, "is a folder, not a model file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(spath, "is not a regular file (a pipe, a device or a socket); a model file is a "
+                             "regular .npz file")
+    try:
+        fd = os.open(spath, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ModelFileError(spath, f"cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
+        os.close(fd)
+        raise ModelFileError(spath, "is not a regular file; a model file is a regular .npz file")
+    return os.fdopen(fd, "rb")
+
+
 def _read(path):
     """Open and check a model file; return (arrays, meta) or raise ModelFileError."""
     spath = os.fspath(path)
-    if not os.path.exists(spath):
-        raise ModelFileError(spath, "no such file")
-    if os.path.isdir(spath):
-        raise ModelFileError(spath, "is a folder, not a model file")
-    try:
-        archive = np.load(spath, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(spath, "not a readable rtrl model file: it is truncated, corrupted or not a NumPy "
-                             f".npz archive ({type(exc).__name__}: {exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ModelFileError(spath, "is a single NumPy array (.npy), not an rtrl model file (.npz archive)")
-    with archive:
-        names = set(archive.files)
-        if "meta" not in names:
-            raise ModelFileError(spath, f"is a NumPy .npz archive but not an rtrl model file (no 'meta' entry; "
-                                 f"entries: {sorted(names)})")
+    with _open_regular(spath) as f:
         try:
-            raw = {name: archive[name] for name in names}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise ModelFileError(spath, f"is truncated or corrupted: an entry cannot be read "
-                                 f"({type(exc).__name__}: {exc})") from None
+            archive = np.load(f, allow_pickle=False)
+        except Exception as exc:  # zipfile, zlib, numpy and OS errors alike: not a readable model file
+            raise ModelFileError(spath, "not a readable rtrl model file: it is truncated, corrupted or not a "
+                                 f"NumPy .npz archive ({type(exc).__name__}: {exc})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelFileError(spath, "is a single NumPy array (.npy), not an rtrl model file (.npz archive)")
+        with archive:
+            try:
+                names = set(archive.files)
+            except Exception as exc:  # pragma: no cover - NpzFile reads its names when opened
+                raise ModelFileError(spath, f"is corrupted ({type(exc).__name__}: {exc})") from None
+            if "meta" not in names:
+                raise ModelFileError(spath, f"is a NumPy .npz archive but not an rtrl model file (no 'meta' "
+                                     f"entry; entries: {sorted(names)})")
+            try:
+                raw = {name: archive[name] for name in names}
+            except Exception as exc:  # bad CRC, an unsupported zip feature, a broken .npy header, ...
+                raise ModelFileError(spath, f"is truncated or corrupted: an entry cannot be read "
+                                     f"({type(exc).__name__}: {exc})") from None
     meta_arr = raw.pop("meta")
     if meta_arr.shape != () or meta_arr.dtype.kind != "U":
         raise ModelFileError(spath, "is not an rtrl model file (its 'meta' entry is not a JSON string)")
     try:
         meta = json.loads(str(meta_arr))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ModelFileError(spath, f"is corrupted: its metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ModelFileError(spath, "is not an rtrl model file (its metadata is not a JSON object)")
@@ -217,7 +329,7 @@ def _read(path):
         raise ModelFileError(spath, f"is not an rtrl model file (format {meta.get('format')!r}, "
                              f"expected {FORMAT_NAME!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise ModelFileError(spath, f"has model format version {version!r} (written by rtrl "
                              f"{meta.get('rtrl_version', '?')}); this rtrl {__version__} reads versions up to "
                              f"{FORMAT_VERSION}: upgrade rtrl to read it")
@@ -272,6 +384,8 @@ def _check(spath, raw, meta):
     except ValueError as exc:
         raise ModelFileError(spath, f"names a learning rule this rtrl {__version__} cannot build ({exc}); "
                              "upgrade rtrl to read it") from None
+    except Exception as exc:  # options of absurd types or sizes
+        raise ModelFileError(spath, f"has a malformed rule entry ({type(exc).__name__}: {exc})") from None
     arrays = {}
     for old, new in names.items():
         a = raw[old]
@@ -303,8 +417,8 @@ def load_with_metadata(path):
 
     spath = os.fspath(path)
     raw, meta = _read(spath)
-    config, optimizer, t, rule, arrays = _check(spath, raw, meta)
     try:
+        config, optimizer, t, rule, arrays = _check(spath, raw, meta)
         wmask = arrays.get("wmask")
         W = arrays["W"]
         n, K = W.shape[-2:]
@@ -335,6 +449,8 @@ def load_with_metadata(path):
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(spath, f"has an invalid configuration: {exc}") from None
+    except Exception as exc:  # anything else a hostile file can provoke (sizes, types): still a bad file
+        raise ModelFileError(spath, f"has an invalid configuration ({type(exc).__name__}: {exc})") from None
     return learner, meta
 
 

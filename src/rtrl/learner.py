@@ -10,17 +10,86 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
-from ._validation import check_method, check_positive, check_random_state, check_sequences
+from ._validation import (check_memory, check_method, check_positive, check_random_state, check_real_array,
+                          check_sequences)
 from .activations import ACTIVATION_CODES, activation_code
 from .api import (ENGINES, RTRLState, _check_batched_sequences, check_weight_mask, init_rule_states, resolve_rule,
                   run_rule)
 from .kernels import prepare_row
-from .network import DEFAULT_WEIGHT_SCALE, init_weights
+from .network import DEFAULT_WEIGHT_SCALE, _check_count, init_weights
 
 _NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
 
 __all__ = ["OnlineLearner", "LearnerState"]
+
+#: What a compiled step may raise once numbers have overflowed (a division by an infinite norm's
+#: reciprocal, ...): treated as divergence, like a state that became NaN or inf.
+ARITHMETIC_ERRORS = (ZeroDivisionError, FloatingPointError, OverflowError)
+
+
+@njit(cache=True)
+def _finite_flat(a):
+    acc = 0.0
+    for v in a:
+        acc += v * 0.0  # NaN for NaN or inf, 0 otherwise
+    return acc == 0.0
+
+
+def _finite(a) -> bool:
+    """True if every number of the float array ``a`` is finite (one compiled pass, ~0.3 us for small arrays)."""
+    return _finite_flat(a.ravel())
+
+
+def _real(value, name) -> np.ndarray:
+    """``value`` as a float64 array; TypeError naming ``name`` for complex numbers, text or objects."""
+    if type(value) is np.ndarray and value.dtype == np.float64:
+        return value
+    try:
+        a = np.asarray(value)
+    except ValueError as exc:  # a ragged nesting of lists
+        raise ValueError(f"{name}: expected an array of numbers, got a ragged sequence ({exc})") from None
+    if a.dtype.kind not in "fiub":
+        check_real_array(value, name)
+        try:
+            a = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: expected an array of numbers, got {type(value).__name__} ({exc})") from None
+    return a.astype(np.float64, copy=False)
+
+
+def _bool_mask(value, name) -> np.ndarray:
+    """A mask as booleans: bools, or numbers that are all 0 or 1."""
+    a = _real(value, name) if np.asarray(value).dtype != bool else np.asarray(value)
+    if a.dtype != bool:
+        if not np.all((a == 0) | (a == 1)):
+            raise ValueError(f"{name}: expected booleans (or 0/1), got other values")
+        a = a.astype(bool)
+    return a
+
+
+def _check_size(n, m, B, rule) -> None:
+    """Refuse at once a network whose weights and rule state cannot fit in memory (naming the argument)."""
+    K = m + 1 + n
+    streams = 1 if B is None else B
+    what = (f"n_units={n}, n_inputs={m}" + ("" if B is None else f", n_streams={B}"))
+    if B is not None:
+        per = 8 * n * K
+        check_memory(per * B, "n_streams" if per <= 2**30 else ("n_units" if n >= m else "n_inputs"),
+                     f"the weights of {what}", "choose fewer streams or a smaller network")
+    else:
+        check_memory(8 * n * K, "n_units" if n >= m else "n_inputs", f"the weights of {what}",
+                     "choose a smaller network")
+    try:
+        numbers = int(rule.numbers(n, K))
+    except Exception:  # a rule that cannot say: only the weights are checked
+        return
+    total = 8 * streams * (n * K + 2 * n + numbers)
+    name = "n_streams" if B is not None and 8 * (n * K + 2 * n + numbers) <= 2**30 else "n_units"
+    check_memory(total, name, f"the weights and the state of rule {rule.spec!r} ({numbers} numbers per stream) "
+                 f"for {what}", "choose a smaller network" + (" or fewer streams" if B is not None else "")
+                 + " or a rule with a smaller state (docs/rules.md)")
 
 
 class LearnerState(NamedTuple):
@@ -106,42 +175,63 @@ class OnlineLearner:
                  engine="numba", clip_norm=None, n_streams=None, weight_mask=None):
         self.learning_rate = learning_rate
         self.clip_norm = clip_norm
-        activation_code(activation)
         self.activation = activation
-        self.teacher_forcing = bool(teacher_forcing)
-        self.engine = check_method(engine, ENGINES, "engine")
-        self.rule = resolve_rule(rule)
-        if self.rule.name == "hybrid" and self.engine != "numba":
-            raise ValueError("rule 'hybrid' is implemented by the compiled engine only; use engine='numba'")
+        self.teacher_forcing = teacher_forcing
+        self._rule = resolve_rule(rule)
+        self.engine = engine
+        n_units = _check_count(n_units, "n_units", 1)
+        n_inputs = _check_count(n_inputs, "n_inputs", 0)
         if n_streams is not None and (isinstance(n_streams, bool) or not isinstance(n_streams, (int, np.integer))
                                       or n_streams < 1):
             raise ValueError(f"n_streams: expected None or an integer >= 1, got {n_streams!r}")
         batch = () if n_streams is None else (int(n_streams),)
+        _check_size(n_units, n_inputs, batch[0] if batch else None, self._rule)
         if W is None:
-            if batch:
-                rng = check_random_state(rng)
-                W = np.stack([init_weights(n_units, n_inputs, scale=weight_scale, rng=rng) for _ in range(batch[0])])
-            else:
-                W = init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
-        W = np.array(W, dtype=np.float64)
+            try:
+                if batch:
+                    rng = check_random_state(rng)
+                    W = np.stack([init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
+                                  for _ in range(batch[0])])
+                else:
+                    W = init_weights(n_units, n_inputs, scale=weight_scale, rng=rng)
+            except MemoryError:
+                raise MemoryError(f"n_units: the weights of n_units={n_units}, n_inputs={n_inputs}"
+                                  + ("" if not batch else f", n_streams={batch[0]}") + " do not fit in the memory "
+                                  "free now; choose a smaller network or free memory") from None
+        check_real_array(W, "W")
+        try:
+            W = np.array(W, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"W: expected an array of numbers, got {type(W).__name__} ({exc})") from None
         if W.shape != batch + (n_units, n_inputs + 1 + n_units):
             lead = f"(n_streams, n_units, n_inputs + 1 + n_units) = ({batch[0]}, " if batch else \
                 "(n_units, n_inputs + 1 + n_units) = ("
             raise ValueError(f"W: expected shape {lead}{n_units}, {n_inputs + 1 + n_units}), got {W.shape}")
+        if y0 is not None:
+            check_real_array(y0, "y0")
         if batch:
             W, _, _, _, y = _check_batched_sequences(W, np.zeros((batch[0], 0, n_inputs)), None, None, y0,
                                                      require_targets=False)
         else:
             seq = check_sequences(W, np.zeros((0, n_inputs)), None, None, y0, require_targets=False)
             W, y = seq.W.copy(), seq.y0
-        self.rule.check(n_units, n_inputs + 1 + n_units)
+        self._rule.check(n_units, n_inputs + 1 + n_units)
         self._wmask = check_weight_mask(weight_mask, W.shape)
         if self._wmask is not None:
             W = W * self._wmask
         self._y0 = y.copy()
-        self.state = LearnerState(W, init_rule_states(self.rule, W, y, self._wmask), 0)
+        try:
+            rule_state = init_rule_states(self._rule, W, y, self._wmask)
+        except MemoryError:
+            raise MemoryError(f"n_units: the state of rule {self._rule.spec!r} for n_units={n_units}, n_inputs="
+                              f"{n_inputs}" + ("" if not batch else f", n_streams={batch[0]}") + " does not fit in "
+                              "the memory free now; choose a smaller network or free memory") from None
+        self.state = LearnerState(W, rule_state, 0)
 
     # -- validated settings ----------------------------------------------------------------------
+    # Every setting that can change after construction is checked on assignment (a bad value
+    # raises and changes nothing), so a learner never holds a setting that save() would write
+    # and load() would refuse.
     @property
     def learning_rate(self) -> float:
         return self._learning_rate
@@ -157,6 +247,47 @@ class OnlineLearner:
     @clip_norm.setter
     def clip_norm(self, value):
         self._clip_norm = None if value is None else check_positive(value, "clip_norm")
+
+    @property
+    def activation(self) -> str:
+        return self._activation
+
+    @activation.setter
+    def activation(self, value):
+        activation_code(value)
+        self._activation = value
+
+    @property
+    def teacher_forcing(self) -> bool:
+        return self._teacher_forcing
+
+    @teacher_forcing.setter
+    def teacher_forcing(self, value):
+        if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+            self._teacher_forcing = bool(value)
+        else:
+            raise TypeError(f"teacher_forcing: expected a bool, got {value!r}")
+
+    @property
+    def engine(self) -> str:
+        return self._engine
+
+    @engine.setter
+    def engine(self, value):
+        check_method(value, ENGINES, "engine")
+        if self._rule.name == "hybrid" and value != "numba":
+            raise ValueError("rule 'hybrid' is implemented by the compiled engine only; use engine='numba'")
+        self._engine = value
+
+    @property
+    def rule(self):
+        """The learning rule (read-only: its state lives in ``state``; build a new learner to change it)."""
+        return self._rule
+
+    @rule.setter
+    def rule(self, value):
+        raise AttributeError("rule: read-only (the state was built for rule "
+                             f"{self._rule.spec!r}); build a new OnlineLearner(..., rule=...) to change it")
 
     # -- views of the state -------------------------------------------------------------------
     @property
@@ -214,14 +345,14 @@ class OnlineLearner:
         target and mask (B, n), returns (B, n).
         """
         if self.n_streams is not None:
-            xs = np.asarray(x, dtype=np.float64)
+            xs = _real(x, "x")
             if xs.shape != (self.n_streams, self.n_inputs):
                 raise ValueError(f"x: expected shape (n_streams, n_inputs) = ({self.n_streams}, {self.n_inputs}), "
                                  f"got {xs.shape}")
-            add_axis = (lambda a: None if a is None else np.asarray(a)[:, None])  # noqa: E731
+            add_axis = (lambda a: None if a is None else np.asarray(a)[:, None] if np.ndim(a) else a)  # noqa: E731
             return self.partial_fit(xs[:, None], add_axis(target), add_axis(mask))[:, 0]
         n, m = self.n_units, self.n_inputs
-        x = np.asarray(x, dtype=np.float64)
+        x = _real(x, "x")
         if x.shape != (m,):
             raise ValueError(f"x: expected shape (n_inputs,) = ({m},), got {x.shape}")
         if target is None:
@@ -229,13 +360,13 @@ class OnlineLearner:
                 raise ValueError("mask: given without target; pass target as well")
             d = np.full(n, np.nan)
         else:
-            d = np.asarray(target, dtype=np.float64)
+            d = _real(target, "target")
             if d.shape != (n,):
                 raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
         if mask is None:
             mk_in = _NO_MASK
         else:
-            mk_in = np.asarray(mask, dtype=bool)
+            mk_in = _bool_mask(mask, "mask")
             if mk_in.shape != (n,):
                 raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk_in.shape}")
         ds = np.empty((1, n))
@@ -245,7 +376,14 @@ class OnlineLearner:
             raise ValueError(("x: contains NaN or inf; inputs must be finite",
                               "target: contains inf; use NaN for 'no target'",
                               "target: NaN where mask is True")[status - 1])
-        return self._step_checked(x[None, :], ds, mk)[0]
+        before = self.state
+        try:
+            ys = self._step_checked(x[None, :], ds, mk)
+        except ARITHMETIC_ERRORS:  # a rule's kernel dividing by an overflowed norm: divergence too
+            self._diverged(before)
+        if not _finite(self.state.W):  # NOTE: the weights only, one dot product: the per-step cost stays small
+            self._diverged(before)
+        return ys[0]
 
     def _run_checked(self, xs, ds, mask) -> np.ndarray:
         """Advance over already validated arrays xs (T, m), ds (T, n) (0 where no target), mask (T, n)."""
@@ -287,7 +425,24 @@ class OnlineLearner:
         else:
             seq = check_sequences(self.W, xs, targets, mask, self.y, require_targets=False)
             xv, dv, mv = seq.xs, seq.ds, seq.mask
-        return self._run_checked(xv, dv, mv)
+        before = self.state
+        try:
+            ys = self._run_checked(xv, dv, mv)
+        except ARITHMETIC_ERRORS:  # a rule's kernel dividing by an overflowed norm: divergence too
+            self._diverged(before)
+        st = self.state
+        if not (_finite(st.W) and all(_finite(a) for a in st.rule_state if a.dtype.kind == "f")):
+            self._diverged(before)
+        return ys
+
+    def _diverged(self, before):
+        """Roll back to ``before`` and raise: the state became NaN or inf (never returned silently)."""
+        t = self.state.t
+        self.state = before
+        lr = self.learning_rate
+        raise ValueError(f"learning_rate: training diverged by step {t} (the weights or the rule's state became "
+                         f"NaN or inf); the learner keeps its state from before this call. Lower the learning rate "
+                         f"(now {lr:g}; try {lr / 10:g}), set clip_norm, or scale the inputs to order 1")
 
     # -- model files ---------------------------------------------------------------------------
     @classmethod
@@ -306,7 +461,7 @@ class OnlineLearner:
             state = LearnerState(state.W, SensitivityState(state.y, state.P), state.t)
         if not isinstance(state, LearnerState):
             raise TypeError(f"state: expected an RTRLState or a LearnerState, got {type(state).__name__}")
-        W = np.asarray(state.W, dtype=np.float64)
+        W = _real(state.W, "state.W")
         if W.ndim not in (2, 3) or W.shape[-1] < W.shape[-2] + 1:
             raise ValueError(f"state.W: expected shape ([n_streams,] n_units, n_inputs + 1 + n_units), got {W.shape}")
         batch = W.shape[:-2]
@@ -321,6 +476,7 @@ class OnlineLearner:
                              f"{list(template._fields)}, got {getattr(rs, '_fields', type(rs).__name__)}")
         arrays = []
         for name, want, got in zip(template._fields, template, rs):
+            check_real_array(got, f"state.{name}")
             a = np.array(got, dtype=want.dtype)
             if a.shape != want.shape:
                 raise ValueError(f"state: expected {name} of shape {want.shape} for W {W.shape}, got {a.shape}")

@@ -8,23 +8,33 @@ So the prediction written for row t is the network's estimate of row t's target 
 made from the inputs of rows 1..t and the targets of rows 1..t-1 only (a fair,
 "predict then learn" score).
 
-The loop owns nothing global: it reads an iterator of text lines, writes bytes to a
-binary file object, saves checkpoints through :meth:`OnlineLearner.save` and stops
-cleanly between rows when :meth:`Stream.request_stop` is called (the command line calls
-it from its SIGINT/SIGTERM handlers).
+The loop owns nothing global: it reads an iterator of lines (``str``, or ``bytes`` decoded
+as UTF-8 one line at a time, so a bad byte is one bad row), writes bytes to a binary file
+object, saves checkpoints through :meth:`OnlineLearner.save` and stops cleanly between rows
+when :meth:`Stream.request_stop` is called (the command line calls it from its SIGINT/SIGTERM
+handlers).
+
+One physical line is one record: a quoted field never runs on to the next line (an unclosed
+quote makes its own line a bad row, and the next line is read as usual). Numbers are plain
+ASCII decimals (``[+-]digits[.digits][e[+-]digits]``, ``nan``, ``inf``), see :data:`NUMBER`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
+import re
+import stat
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Stream", "StreamResult", "StreamError", "BadRowError", "DivergedError", "ON_BAD_ROW",
+__all__ = ["Stream", "StreamResult", "StreamError", "BadRowError", "DivergedError", "SaturatedError",
+           "WriteError", "CheckpointBusyError", "ON_BAD_ROW", "NUMBER", "MAX_LINE_BYTES", "read_lines",
            "parse_columns", "checkpoint_info"]
 
 ON_BAD_ROW = ("error", "skip")
@@ -32,8 +42,36 @@ ON_BAD_ROW = ("error", "skip")
 CHECKPOINT_KEY = "stream"
 #: How many skipped bad rows are described in the final report (the count is always exact).
 MAX_BAD_EXAMPLES = 5
+#: A line longer than this (in bytes, terminator excluded) is a bad row; it is never held in memory whole.
+MAX_LINE_BYTES = 1 << 20
+#: Rows in a row with a target unit pinned at a bound of its range before the stream reports saturation.
+SATURATION_ROWS = 100
+#: An output closer than this to a bound of its unit's range counts as pinned there (f' is then < ~1e-12).
+SATURATION_EPS = 1e-12
+#: A temporary file of an old rtrl (no writer pid in its name) older than this many seconds is stale.
+STALE_TMP_SECONDS = 3600.0
 
 _RANGES = {"logistic": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+#: The numbers a cell may hold: ASCII digits only (no full-width or other scripts' digits, no
+#: ``_`` separators, no hexadecimal), an optional sign, fraction and exponent, or nan / inf /
+#: infinity in any case, with optional spaces or tabs around.
+NUMBER = re.compile(r"[ \t]*[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf(?:inity)?)[ \t]*",
+                    re.IGNORECASE)
+
+
+def _number(cell: str):
+    """The value of a cell that :data:`NUMBER` matches, else None (fast: ``float`` on ASCII text).
+
+    Python's ``float`` reads exactly the ASCII strings NUMBER matches, plus digit separators
+    (``_``) and four more whitespace characters (\\n, \\r, \\v, \\f), which are refused here.
+    """
+    if not cell.isascii() or "_" in cell or "\x0b" in cell or "\x0c" in cell or "\n" in cell or "\r" in cell:
+        return None
+    try:
+        return float(cell)
+    except ValueError:
+        return None
 
 
 class StreamError(Exception):
@@ -43,7 +81,8 @@ class StreamError(Exception):
 
 
 class BadRowError(StreamError):
-    """A row that cannot be used: wrong number of fields, a non-numeric cell or a non-finite input.
+    """A row that cannot be used: wrong number of fields, a non-numeric cell, bytes that are not
+    UTF-8, a non-finite input or a target outside the range of its unit.
 
     Attributes: ``line`` (1-based physical line of the input, the header is line 1),
     ``column`` (name, or None when the whole row is wrong), ``reason``.
@@ -58,28 +97,77 @@ class BadRowError(StreamError):
 
 
 class DivergedError(StreamError):
-    """The weights or sensitivities became NaN/inf. The learner is rolled back to the last good step."""
+    """The weights or the rule's state became NaN/inf. The learner is rolled back to the last good step."""
 
     exit_code = 3
 
-    def __init__(self, step, line, learning_rate):
+    def __init__(self, step, line, learning_rate, message=None):
         self.step, self.line = step, line
-        super().__init__(
+        super().__init__(message or (
             f"training diverged at step {step} (input line {line}): the weights or sensitivities became NaN "
             f"or inf. Lower the learning rate (now {learning_rate:g}; try {learning_rate / 10:g}) or cap "
-            "the gradient with a clip norm")
+            "the gradient with a clip norm"))
+
+
+class SaturatedError(DivergedError):
+    """A target unit's output stayed pinned at a bound of its range (f' = 0: it can no longer learn)."""
+
+    def __init__(self, step, line, learning_rate, column, bound, activation, rows):
+        self.column, self.bound = column, bound
+        super().__init__(step, line, learning_rate, (
+            f"training saturated at step {step} (input line {line}): the output of target {column!r} has sat "
+            f"at the bound {bound:g} of {activation} units for {rows} rows with a target away from it, so its "
+            "slope f' is 0 and it can no longer learn: the weights grew too large. Lower the learning rate "
+            f"(now {learning_rate:g}; try {learning_rate / 10:g}), cap the gradient with a clip norm, or scale "
+            "the inputs to order 1"))
+
+
+class WriteError(StreamError):
+    """The predictions or a checkpoint could not be written (missing or read-only folder, disk full, ...).
+
+    A checkpoint file already on disk is left as it was (saves are atomic). Attributes: ``what``
+    ("checkpoint" or "output"), ``path``, ``reason``.
+    """
+
+    exit_code = 4
+
+    def __init__(self, what, path, reason, *, at_start=False):
+        self.what, self.path, self.reason, self.at_start = what, path, reason, at_start
+        super().__init__(f"cannot write the {what} {path}: {reason}{self.consequence}")
+
+    @property
+    def consequence(self) -> str:
+        """What became of the state: nothing happened yet, or the last checkpoint is intact."""
+        if self.at_start:
+            return "; refused before the first row (nothing was read): choose a writable checkpoint path"
+        return "; the last checkpoint saved before (if any) is left as it was" if self.what == "checkpoint" else ""
+
+
+class CheckpointBusyError(StreamError):
+    """Another process holds the lock of the same checkpoint path."""
+
+    exit_code = 2
 
 
 class _Stop(Exception):
     """Raised by request_stop while the loop is blocked waiting for input."""
 
 
+class _LongLine:
+    """Stands for a line longer than MAX_LINE_BYTES (its bytes are read and dropped)."""
+
+    __slots__ = ("n_bytes",)
+
+    def __init__(self, n_bytes):
+        self.n_bytes = n_bytes
+
+
 @dataclass
 class StreamResult:
     """What a call of :meth:`Stream.run` did.
 
-    ``rows_read`` and ``bad_rows`` count from the start of the stream (a resumed stream
-    includes what its checkpoint had read); the ``*_this_run`` fields count this call only.
+    ``rows_read``, ``bad_rows`` and ``clipped_targets`` count from the start of the stream (a
+    resumed stream includes what its checkpoint had read); the ``*_this_run`` fields count this call only.
     """
 
     rows_read: int
@@ -90,6 +178,31 @@ class StreamResult:
     stopped: str | None = None  # why the loop stopped early ("SIGTERM", "output closed", ...), None at end of input
     checkpoint: str | None = None  # path of the last checkpoint saved by this run, if any
     out_bytes: int = 0
+    clipped_targets: int = 0
+    clipped_targets_this_run: int = 0
+
+
+def read_lines(f, max_bytes=MAX_LINE_BYTES):
+    """Yield the lines of a binary file object as ``bytes`` (a line longer than ``max_bytes`` as one marker).
+
+    Reads one line at a time (a pipe's rows are answered as they arrive) and never holds more
+    than ``max_bytes`` of one line in memory.
+    """
+    readline = f.readline
+    while True:
+        line = readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            n = len(line)
+            while True:  # drop the rest of the overlong line
+                more = readline(1 << 16)
+                n += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            yield _LongLine(n)
+        else:
+            yield line
 
 
 def parse_columns(text, name):
@@ -110,6 +223,107 @@ def checkpoint_info(meta):
     return info if isinstance(info, dict) else None
 
 
+def _reason(exc: OSError) -> str:
+    """A short reason for an OSError: its text and errno name, e.g. 'No space left on device (ENOSPC)'."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text} ({name})" if name else text
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # a live process of another user (or a pid we cannot test): keep its file
+    return True
+
+
+def stale_temporaries(path, *, now=None):
+    """The leftover temporary files of saves of ``path`` that no live process is writing.
+
+    Only the project's own names are considered: ``.NAME.PID.XXXXXXXX.tmp`` (see
+    :func:`rtrl.io.atomic_write`) whose writer PID is not running (and is not this process),
+    and ``.NAME.XXXXXXXX.tmp`` of older rtrl versions (no PID) older than
+    :data:`STALE_TMP_SECONDS`.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    base = re.escape(os.path.basename(path))
+    with_pid = re.compile(rf"\.{base}\.([0-9]+)\.[a-z0-9_]{{8}}\.tmp")
+    without_pid = re.compile(rf"\.{base}\.[a-z0-9_]{{8}}\.tmp")
+    now = time.time() if now is None else now
+    stale = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return stale
+    for name in names:
+        full = os.path.join(folder, name)
+        hit = with_pid.fullmatch(name)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if hit:
+            pid = int(hit.group(1))
+            if pid != os.getpid() and not _pid_alive(pid):
+                stale.append(full)
+        elif without_pid.fullmatch(name) and now - st.st_mtime > STALE_TMP_SECONDS:
+            stale.append(full)
+    return sorted(stale)
+
+
+class _CheckpointLock:
+    """An exclusive ``fcntl.flock`` on ``.NAME.lock`` beside the checkpoint, held while a stream runs.
+
+    The lock file is left in place (removing it would let two processes lock two different
+    files); it holds the PID of the last holder, for the message of the one refused.
+    """
+
+    def __init__(self, path):
+        path = os.fspath(path)
+        self.path = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + ".lock")
+        self.fd = None
+
+    def acquire(self, checkpoint):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - platforms without flock (Windows): no lock
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise WriteError("checkpoint", checkpoint, f"cannot create its lock file {self.path}: "
+                                                       f"{_reason(exc)}", at_start=True) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            except OSError:
+                holder = "?"
+            os.close(fd)
+            raise CheckpointBusyError(
+                f"the checkpoint {checkpoint} is in use by another running rtrl stream (pid {holder}); two runs "
+                "on one checkpoint would overwrite each other's state: wait for it to end, stop it, or choose "
+                "another --checkpoint") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+
 class Stream:
     """Feed CSV rows to a learner, one row per step, writing one prediction line per row.
 
@@ -122,6 +336,9 @@ class Stream:
         Column names (from the CSV header) of the input lines and of the targets.
     checkpoint : path, optional
         Where checkpoints go (model files with the stream's row count, see :mod:`rtrl.io`).
+        Checked before the first row (its folder must exist and be writable), locked while the
+        stream runs (a second stream on the same path is refused), and stale temporary files of
+        interrupted saves of it are removed at the start.
     every : int
         Save a checkpoint every ``every`` rows (0: only at the end, on a stop request and
         before reporting a bad row).
@@ -129,7 +346,14 @@ class Stream:
         ``"error"``: raise :class:`BadRowError` (after saving a checkpoint of the state before
         the row). ``"skip"``: count the row, leave the state alone and write a prediction line
         with empty cells, so that output line i always answers input row i.
-    rows_read, bad_rows : int
+    clip_targets : bool
+        A target outside the range of its unit ([0, 1] logistic, [-1, 1] tanh) is a bad row
+        (False, default), or is clipped to the range and counted (True).
+    saturation_rows : int
+        Report saturation (:class:`SaturatedError`, exit 3) when a target unit's output sits at a
+        bound of its range, while its target is away from that bound, on this many targeted rows
+        in a row (0: never).
+    rows_read, bad_rows, clipped_targets : int
         Counts carried over from a checkpoint when resuming.
     source, out_path : str, optional
         Recorded in checkpoints (``out_path`` lets a resumed run continue the same output file).
@@ -137,15 +361,19 @@ class Stream:
         JSON data recorded in checkpoints as it is (the command line stores how the run was
         started: the seed and the settings it resolved).
     log : callable, optional
-        Receives warnings (one line each); default writes to stderr.
+        Receives notes (one line each); default writes to stderr.
     """
 
     def __init__(self, learner, inputs, targets, *, checkpoint=None, every=0, on_bad_row="error", rows_read=0,
-                 bad_rows=0, source="-", out_path=None, run_info=None, log=None):
+                 bad_rows=0, source="-", out_path=None, run_info=None, log=None, clip_targets=False,
+                 clipped_targets=0, saturation_rows=SATURATION_ROWS):
         from .learner import OnlineLearner
 
         if not isinstance(learner, OnlineLearner):
             raise TypeError(f"learner: expected an rtrl.OnlineLearner, got {type(learner).__name__}")
+        if learner.n_streams is not None:
+            raise ValueError(f"learner: expected a single-stream OnlineLearner, got one of n_streams="
+                             f"{learner.n_streams} (a CSV stream feeds one network)")
         self.inputs = tuple(inputs)
         self.targets = tuple(targets)
         if len(self.inputs) != learner.n_inputs:
@@ -156,16 +384,21 @@ class Stream:
                              f"got {len(self.targets)}")
         if on_bad_row not in ON_BAD_ROW:
             raise ValueError(f"on_bad_row: expected one of {ON_BAD_ROW}, got {on_bad_row!r}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ValueError(f"every: expected an integer >= 0, got {every!r}")
+        for name, value in (("every", every), ("rows_read", rows_read), ("bad_rows", bad_rows),
+                            ("clipped_targets", clipped_targets), ("saturation_rows", saturation_rows)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
         if every and checkpoint is None:
             raise ValueError("every: needs a checkpoint path; pass checkpoint=... or every=0")
         self.learner = learner
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
-        self.every = every
+        self.every = int(every)
         self.on_bad_row = on_bad_row
+        self.clip_targets = bool(clip_targets)
+        self.saturation_rows = int(saturation_rows)
         self.rows_read = int(rows_read)
         self.bad_rows = int(bad_rows)
+        self.clipped_targets = int(clipped_targets)
         self.source = source
         self.out_path = out_path
         self.run_info = run_info
@@ -174,6 +407,8 @@ class Stream:
         self._waiting = False
         self._out_bytes = 0
         self._out = None
+        self._out_is_file = False
+        self._lock = None
         self.last_checkpoint = None
 
     # -- control ------------------------------------------------------------------------------
@@ -187,21 +422,87 @@ class Stream:
         if self._waiting:
             raise _Stop
 
+    def prepare(self) -> None:
+        """Check the checkpoint path before the first row, lock it, and remove stale temporary files.
+
+        Raises :class:`WriteError` if the checkpoint cannot be written (missing folder, read-only
+        folder, a folder or a device at the path) and :class:`CheckpointBusyError` if another
+        stream holds it. Called by :meth:`run`; the command line calls it before it opens the
+        output, so that nothing is touched when the run cannot save its state. Idempotent;
+        :meth:`close` releases the lock.
+        """
+        if self.checkpoint is None or self._lock is not None:
+            return
+        from .io import probe_writable
+
+        path = self.checkpoint
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise WriteError("checkpoint", path, _reason(exc), at_start=True) from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, a pipe, ...)"
+            raise WriteError("checkpoint", path, f"it is {kind}", at_start=True)
+        try:
+            probe_writable(path)
+        except OSError as exc:
+            raise WriteError("checkpoint", path, _reason(exc), at_start=True) from None
+        lock = _CheckpointLock(path)
+        lock.acquire(path)
+        self._lock = lock
+        removed = 0
+        for tmp in stale_temporaries(path):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+                removed += 1
+        if removed:
+            self.log(f"rtrl stream: removed {removed} stale temporary file(s) of interrupted saves of {path}")
+
+    def close(self) -> None:
+        """Release the checkpoint's lock (called at the end of :meth:`run`)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _flush_out(self) -> None:
+        """Make the predictions written so far durable (before a checkpoint records their byte count)."""
+        out = self._out
+        if out is None:
+            return
+        try:
+            out.flush()
+            if self._out_is_file:
+                os.fsync(out.fileno())
+        except BrokenPipeError:
+            self._stop = self._stop or "output closed"
+        except OSError as exc:
+            raise WriteError("output", self._out_name(), _reason(exc)) from None
+
+    def _out_name(self) -> str:
+        return "stdout" if self.out_path is None else str(self.out_path)
+
     def save_checkpoint(self) -> None:
-        """Save the learner with the stream's counts to ``checkpoint`` (atomic)."""
+        """Save the learner with the stream's counts to ``checkpoint`` (atomic).
+
+        Raises :class:`WriteError` if the output or the checkpoint cannot be written; the
+        checkpoint file on disk is then the previous one.
+        """
         if self.checkpoint is None:
             return
-        if self.out_path is not None and self._out is not None:
-            # The checkpoint records how many output bytes belong to it: make them durable first.
-            self._out.flush()
-            try:
-                os.fsync(self._out.fileno())
-            except (AttributeError, OSError, ValueError):  # not a real file (a pipe, a BytesIO)
-                pass
-        info = {"rows_read": self.rows_read, "bad_rows": self.bad_rows, "inputs": list(self.inputs),
-                "targets": list(self.targets), "source": self.source, "out_path": self.out_path,
-                "out_bytes": self._out_bytes if self.out_path is not None else None, "run": self.run_info}
-        self.learner.save(self.checkpoint, extra={CHECKPOINT_KEY: info})
+        if self.out_path is not None:
+            self._flush_out()
+        info = {"rows_read": self.rows_read, "bad_rows": self.bad_rows, "clipped_targets": self.clipped_targets,
+                "inputs": list(self.inputs), "targets": list(self.targets), "source": self.source,
+                "out_path": self.out_path,
+                # the resume point of the output file; None for stdout, a pipe or a device (nothing to cut back)
+                "out_bytes": self._out_bytes if self.out_path is not None and self._out_is_file else None,
+                "run": self.run_info}
+        try:
+            self.learner.save(self.checkpoint, extra={CHECKPOINT_KEY: info})
+        except OSError as exc:
+            raise WriteError("checkpoint", self.checkpoint, _reason(exc)) from None
         self.last_checkpoint = self.checkpoint
 
     # -- the loop -----------------------------------------------------------------------------
@@ -210,12 +511,14 @@ class Stream:
         return ",".join(["row"] + [f"pred_{c}" for c in self.targets]) + "\n"
 
     def run(self, lines, out, *, skip=0, out_bytes=0, write_header=True) -> StreamResult:
-        """Consume ``lines`` (an iterator of text lines, header first) until it ends or a stop is requested.
+        """Consume ``lines`` (an iterator of lines, header first) until it ends or a stop is requested.
 
         Parameters
         ----------
-        lines : iterator of str
-            CSV text; the first record is the header. Blank lines are ignored.
+        lines : iterator of str or bytes
+            CSV text, one physical line per item (``bytes`` are decoded as UTF-8 line by line,
+            see :func:`read_lines`); the first line is the header. Lines that are empty or hold
+            only spaces and tabs are ignored.
         out : binary file object
             Receives the prediction lines, flushed after every row.
         skip : int
@@ -225,15 +528,31 @@ class Stream:
             Bytes already in ``out`` (a resumed output file), so checkpoints record the offset.
         write_header : bool
             Write :meth:`header_line` first.
+
+        Raises
+        ------
+        BadRowError (on_bad_row="error"), DivergedError / SaturatedError, WriteError,
+        CheckpointBusyError, StreamError (a bad header or an unreadable input).
         """
+        self.prepare()
+        try:
+            return self._run(lines, out, skip, out_bytes, write_header)
+        finally:
+            self.close()
+
+    def _run(self, lines, out, skip, out_bytes, write_header):
         self._out_bytes = int(out_bytes)
         self._out = out
-        rows_at_start, bad_at_start = self.rows_read, self.bad_rows
+        try:
+            self._out_is_file = stat.S_ISREG(os.fstat(out.fileno()).st_mode)
+        except (AttributeError, OSError, ValueError, TypeError):  # io.UnsupportedOperation is both
+            self._out_is_file = self.out_path is not None  # an in-memory file with a path given: treat as a file
+        rows_at_start, bad_at_start, clipped_at_start = self.rows_read, self.bad_rows, self.clipped_targets
         examples = []
         try:
             # Overflow near a divergence is detected and reported below, not warned about.
             with np.errstate(over="ignore", invalid="ignore"):
-                self._loop(lines, out, int(skip), write_header, examples)
+                self._loop(iter(lines), out, int(skip), write_header, examples)
         except _Stop:
             pass  # a stop request arrived while waiting for input: no row was half processed
         finally:
@@ -242,39 +561,101 @@ class Stream:
         return StreamResult(rows_read=self.rows_read, rows_this_run=self.rows_read - rows_at_start,
                             bad_rows=self.bad_rows, bad_rows_this_run=self.bad_rows - bad_at_start,
                             bad_examples=examples, stopped=self._stop, checkpoint=self.last_checkpoint,
-                            out_bytes=self._out_bytes)
+                            out_bytes=self._out_bytes, clipped_targets=self.clipped_targets,
+                            clipped_targets_this_run=self.clipped_targets - clipped_at_start)
 
-    def _next(self, reader):
-        """The next CSV record (None at the end), the only place where a stop request may interrupt."""
+    def _next(self, it):
+        """The next line (None at the end), the only place where a stop request may interrupt."""
         self._waiting = True
         try:
-            return next(reader, None)
-        except csv.Error as exc:
-            return exc  # a malformed quoted field: a bad row like any other
+            return next(it, None)
+        except OSError as exc:
+            self._waiting = False
+            # The rows read so far were learned whole: keep them, then report.
+            self.save_checkpoint()
+            raise StreamError(f"cannot read the input: {_reason(exc)}") from None
         finally:
             self._waiting = False
 
-    def _loop(self, lines, out, to_skip, write_header, examples):
+    @staticmethod
+    def _text(raw, line):
+        """Decode one raw line and drop its terminator; raise BadRowError for bytes that are not UTF-8."""
+        if isinstance(raw, _LongLine):
+            raise BadRowError(line, None, f"the line is {raw.n_bytes} bytes long, more than the "
+                                          f"{MAX_LINE_BYTES} a row may have (is the input a CSV file?)")
+        if isinstance(raw, (bytes, bytearray)):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadRowError(line, None, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte "
+                                              f"{exc.start + 1} of the line ({exc.reason}); the input must be "
+                                              "UTF-8 (or ASCII)") from None
+        elif isinstance(raw, str):
+            text = raw
+        else:
+            raise StreamError(f"lines: expected str or bytes lines, got {type(raw).__name__}")
+        if text.endswith("\n"):
+            text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+        return text
+
+    @staticmethod
+    def _fields(text, line):
+        """Split one line into its fields (a quoted field may not run on to the next line)."""
+        if "\r" in text or "\n" in text:
+            raise BadRowError(line, None, "a carriage return inside the line (old Mac line endings?); end lines "
+                                          "with \\n or \\r\\n")
+        if '"' not in text:
+            return text.split(",")
+        try:
+            return next(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            hint = (" (an unclosed quote: a quoted field must end on the same line)"
+                    if "end of data" in str(exc) else "")
+            raise BadRowError(line, None, f"malformed CSV ({exc}){hint}") from None
+
+    def _loop(self, it, out, to_skip, write_header, examples):
+        from .learner import ARITHMETIC_ERRORS
+
         learner = self.learner
         n, m, k_out = learner.n_units, learner.n_inputs, len(self.targets)
-        reader = csv.reader(lines)
 
         def write(text):
             data = text.encode()
-            out.write(data)
-            out.flush()
+            try:
+                out.write(data)
+                out.flush()
+            except BrokenPipeError:
+                self._stop = "output closed"
+                return
+            except OSError as exc:
+                raise WriteError("output", self._out_name(), _reason(exc)) from None
             self._out_bytes += len(data)
 
-        header = self._next(reader)
-        if header is None or isinstance(header, csv.Error):
-            raise StreamError("the input is empty: expected a CSV header line naming the columns"
-                              if header is None else f"the CSV header line cannot be parsed ({header})")
+        # -- the header: line 1 (blank lines before it are skipped) ---------------------------
+        line = 0
+        while True:
+            raw = self._next(it)
+            line += 1
+            if raw is None:
+                raise StreamError("the input is empty: expected a CSV header line naming the columns")
+            try:
+                text = self._text(raw, line)
+                if line == 1 and text.startswith("\ufeff"):
+                    text = text[1:]  # a UTF-8 byte-order mark
+                if text.strip(" \t"):
+                    header = self._fields(text, line)
+                    break
+            except BadRowError as err:
+                raise StreamError(f"the CSV header line cannot be read ({err})") from None
         header = [h.strip() for h in header]
         n_fields = len(header)
         in_idx = [self._column(header, c, "inputs") for c in self.inputs]
         tg_idx = [self._column(header, c, "targets") for c in self.targets]
         lo, hi = _RANGES.get(learner.activation, (-math.inf, math.inf))
-        warned_range = False
+        bounds = (lo, hi)
+        lo_in, hi_in, saturation = lo + SATURATION_EPS, hi - SATURATION_EPS, self.saturation_rows > 0
 
         # Reused row buffers: x (1, m), d (1, n) with 0 where no target, mask (1, n).
         x = np.zeros((1, m))
@@ -283,29 +664,28 @@ class Stream:
         x_row, d_row, mask_row = x[0], d[0], mask[0]
         empty_pred = "," * k_out + "\n"
         if write_header:
-            try:
-                write(self.header_line())
-            except BrokenPipeError:
-                self._stop = "output closed"
+            write(self.header_line())
+        pinned = 0  # targeted rows in a row with a target unit pinned at a bound
+        save_due = False  # a periodic checkpoint deferred while outputs are pinned
 
         while self._stop is None:
-            line = reader.line_num + 1  # where this record starts
-            rec = self._next(reader)
-            if rec is None:
+            raw = self._next(it)
+            if raw is None:
                 break
-            if not rec:
-                continue  # blank line
-            if to_skip:
-                to_skip -= 1
-                continue
+            line += 1
             try:
-                if isinstance(rec, csv.Error):
-                    raise BadRowError(line, None, f"malformed CSV ({rec})")
-                if reader.line_num > line and len(rec) != n_fields:
-                    raise BadRowError(line, None, f"expected {n_fields} fields as in the header, got {len(rec)} "
-                                      f"in a record that runs on to line {reader.line_num} (an unclosed quote?)")
-                wild = self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi)
+                text = self._text(raw, line)
+                if not text.strip(" \t"):
+                    continue  # a blank line (empty, or spaces and tabs only)
+                if to_skip:
+                    to_skip -= 1
+                    continue
+                rec = self._fields(text, line)
+                clipped = self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi)
             except BadRowError as err:
+                if to_skip:  # a row the checkpoint already consumed (and counted as bad)
+                    to_skip -= 1
+                    continue
                 if self.on_bad_row == "error":
                     self.save_checkpoint()  # the state before this row
                     raise
@@ -313,22 +693,22 @@ class Stream:
                 self.rows_read += 1
                 if len(examples) < MAX_BAD_EXAMPLES:
                     examples.append(str(err))
-                try:
-                    write(f"{self.rows_read}{empty_pred}")
-                except BrokenPipeError:
-                    self._stop = "output closed"
-                if self.every and self.rows_read % self.every == 0:
-                    self.save_checkpoint()
+                write(f"{self.rows_read}{empty_pred}")
+                if save_due or (self.every and self.rows_read % self.every == 0):
+                    if pinned:
+                        save_due = True
+                    else:
+                        save_due = False
+                        self.save_checkpoint()
                 continue
-            if wild >= 0 and not warned_range:
-                warned_range = True
-                j = wild
-                self.log(f"rtrl stream: warning: line {line}, column {self.targets[j]!r}: target {d_row[j]:g} "
-                         f"is outside the range ({lo:g}, {hi:g}) of {learner.activation} units, so it can never "
-                         "be reached; rescale the targets (warned once)")
+            self.clipped_targets += clipped
 
             before = learner.state
-            ys = learner._step_checked(x, d, mask)
+            try:
+                ys = learner._step_checked(x, d, mask)
+            except ARITHMETIC_ERRORS:  # a rule's kernel dividing by an overflowed norm
+                learner.state = before
+                raise DivergedError(before.t + 1, line, learner.learning_rate) from None
             st = learner.state
             flat = [st.W.ravel()] + [a.ravel() for a in st.rule_state if a.dtype.kind == "f"]
             # Cheap test first (one BLAS dot each); the exact test only when it fails
@@ -337,13 +717,40 @@ class Stream:
                 if not all(np.all(np.isfinite(a)) for a in flat):
                     learner.state = before  # keep the last good state in memory
                     raise DivergedError(st.t, line, learner.learning_rate)
+            preds = ys[0, :k_out].tolist()
+            # (the cheap test first: an output near a bound, or a streak going on)
+            if saturation and (pinned or min(preds) <= lo_in or max(preds) >= hi_in):
+                hit = self._pinned(preds, d_row, mask_row, bounds)
+                if hit is None:
+                    pinned = 0  # the streak (if any) ended: a deferred checkpoint is saved below
+                elif hit is not False:
+                    pinned += 1
+                    if pinned >= self.saturation_rows:
+                        j, bound = hit
+                        raise SaturatedError(st.t, line, learner.learning_rate, self.targets[j], bound,
+                                             learner.activation, pinned)
             self.rows_read += 1
-            try:
-                write(f"{self.rows_read},{','.join(map(repr, ys[0, :k_out].tolist()))}\n")
-            except BrokenPipeError:
-                self._stop = "output closed"
-            if self.every and self.rows_read % self.every == 0:
-                self.save_checkpoint()
+            write(f"{self.rows_read},{','.join(map(repr, preds))}\n")
+            if save_due or (self.every and self.rows_read % self.every == 0):
+                if pinned:
+                    save_due = True  # not while outputs are pinned: keep the last good checkpoint
+                else:
+                    save_due = False
+                    self.save_checkpoint()
+
+    @staticmethod
+    def _pinned(preds, d_row, mask_row, bounds):
+        """(unit, bound) of the first targeted output pinned at a bound away from its target; None if no
+        targeted output is pinned; False if the row has no target (it neither extends nor ends a streak)."""
+        any_target = False
+        for j, y in enumerate(preds):
+            if not mask_row[j]:
+                continue
+            any_target = True
+            for b in bounds:
+                if abs(y - b) <= SATURATION_EPS and abs(d_row[j] - b) > 1e-6:
+                    return j, b
+        return None if any_target else False
 
     def _column(self, header, name, what):
         hits = [i for i, h in enumerate(header) if h == name]
@@ -355,31 +762,30 @@ class Stream:
     def _parse(self, rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi):
         """Fill the row buffers from one CSV record, or raise BadRowError (buffers are then junk).
 
-        Returns the index of the first target outside [lo, hi] (the activation's range), or -1.
+        Returns how many targets were clipped to [lo, hi] (only with ``clip_targets``).
         """
-        wild = -1
+        clipped = 0
         if len(rec) != n_fields:
             raise BadRowError(line, None, f"expected {n_fields} fields as in the header, got {len(rec)}")
         for j, i in enumerate(in_idx):
             cell = rec[i]
-            try:
-                v = float(cell)
-            except ValueError:
-                raise BadRowError(line, header[i], f"input is not a number: {cell!r}") from None
+            v = _number(cell)
+            if v is None:
+                raise BadRowError(line, header[i], f"input is not a number: {cell!r} (plain ASCII decimal "
+                                                   "numbers only, e.g. -1.5e3)")
             if not math.isfinite(v):
                 raise BadRowError(line, header[i], f"input is {cell.strip()!r}; inputs must be finite numbers")
             x_row[j] = v
         for j, i in enumerate(tg_idx):
             cell = rec[i]
-            if cell == "" or cell.isspace():
+            if not cell.strip(" \t"):
                 mask_row[j] = False
                 d_row[j] = 0.0
                 continue
-            try:
-                v = float(cell)
-            except ValueError:
-                raise BadRowError(line, header[i], f"target is not a number: {cell!r} (leave the cell empty or "
-                                  "write NaN for 'no target')") from None
+            v = _number(cell)
+            if v is None:
+                raise BadRowError(line, header[i], f"target is not a number: {cell!r} (plain ASCII decimal "
+                                  "numbers only; leave the cell empty or write NaN for 'no target')")
             if math.isnan(v):
                 mask_row[j] = False
                 d_row[j] = 0.0
@@ -387,8 +793,15 @@ class Stream:
                 raise BadRowError(line, header[i], f"target is {cell.strip()!r}; use an empty cell or NaN for "
                                   "'no target'")
             else:
+                if not lo <= v <= hi:
+                    if not self.clip_targets:
+                        raise BadRowError(
+                            line, header[i], f"target {cell.strip()} is outside the range [{lo:g}, {hi:g}] of "
+                            f"{self.learner.activation} units: it can never be reached and would drive the weights "
+                            "without bound; rescale the targets, or clip them to the range (--clip-targets)")
+                    v = lo if v < lo else hi
+                    clipped += 1
                 mask_row[j] = True
                 d_row[j] = v
-                if wild < 0 and not lo <= v <= hi:
-                    wild = j
-        return wild
+        return clipped
+
