@@ -108,6 +108,101 @@ def png(path):
     return matplotlib.image.imread(path)  # (H, W, 4)
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib Figures the figure functions save, to check what they show (not only that a PNG exists)."""
+    figs = []
+    real = figures._save
+
+    def save(fig, path):
+        figs.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(figures, "_save", save)
+    return figs
+
+
+def _data_lines(ax):
+    """The plotted curves of an Axes (not the vertical marker lines)."""
+    return [ln for ln in ax.get_lines() if len(np.unique(ln.get_xdata())) > 1]
+
+
+def test_learning_curves_show_the_median_and_band_of_the_runs(tmp_path, drawn):
+    """The figure shows what the runs measured: the median over seeds on their step grid, the 25-75 %
+    band around it, axis labels, and how many runs learned."""
+    runs = [dataclasses.replace(r, curve=[(500 * (i + 1), e * (1 + r.spec.seed)) for i, e in
+                                          enumerate((0.1, 0.08, 0.05, 0.04, 0.02, 0.01))]) for r in RESULTS]
+    figures.learning_curves(runs, tmp_path / "c.png", title="t")
+    (fig,) = drawn
+    (ax,) = fig.axes
+    assert ax.get_xlabel().startswith("training step") and ax.get_ylabel().startswith("fraction wrong")
+    values = np.array([[e for _, e in r.curve] for r in runs])  # (runs, points)
+    steps = [s for s, _ in runs[0].curve]
+    (median,) = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == len(steps)]
+    np.testing.assert_array_equal(median.get_xdata(), steps)
+    np.testing.assert_allclose(median.get_ydata(), np.median(values, axis=0))
+    assert "2/3 learned" in median.get_label()
+    (band,) = ax.collections  # the interquartile band of the three runs
+    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    np.testing.assert_allclose([ys.min(), ys.max()], [np.percentile(values, 25, axis=0).min(),
+                                                     np.percentile(values, 75, axis=0).max()])
+    lo, hi = ax.get_xlim()
+    assert lo <= 500 and hi >= 3000
+    assert fig._suptitle.get_text().startswith("t")
+
+
+def test_free_run_figure_shows_target_and_free_run_per_configuration(tmp_path, drawn):
+    free = [0.1, 0.9] * 20
+    target = [0.1, 0.9] * 19 + [0.9, 0.1]
+    osc = [result(s, tf, 10 if tf else None, 0.0, units=1, teacher_forcing=tf, task="oscillator",
+                  extra={"free_run": free, "target": target}) for tf in (False, True) for s in range(2)]
+    figures.free_run_vs_target(osc, tmp_path / "f.png")
+    (fig,) = drawn
+    assert len(fig.axes) == 2
+    with_tf, without = fig.axes
+    assert with_tf.get_title().startswith("with teacher forcing, 1 units: 2/2 runs learned; shown: seed 0 (learned)")
+    assert without.get_title().startswith("without teacher forcing, 1 units: 0/2 runs learned")
+    for ax in fig.axes:
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        assert set(lines) == {"target 0", "free run 0"}
+        shown = len(lines["target 0"].get_ydata())
+        assert 20 <= shown <= len(target) and len(lines["free run 0"].get_ydata()) == shown
+        np.testing.assert_array_equal(lines["target 0"].get_ydata(), target[:shown])
+        np.testing.assert_array_equal(lines["free run 0"].get_ydata(), free[:shown])
+        lo, hi = ax.get_ylim()
+        assert lo <= 0.1 and hi >= 0.9 and "free run" in ax.get_xlabel()
+
+
+def test_success_vs_units_and_heatmap_show_the_table(tmp_path, drawn):
+    by_units = [{"units": u, "success_rate": r, "runs": 4, "successes": int(4 * r)}
+                for u, r in ((10, 0.0), (12, 0.25), (15, 1.0))]
+    figures.success_vs_units(by_units, tmp_path / "u.png")
+    ax = drawn[-1].axes[0]
+    line = ax.get_lines()[0]  # the measured rates (markers)
+    np.testing.assert_array_equal(line.get_xdata(), [10, 12, 15])
+    np.testing.assert_array_equal(line.get_ydata(), [0.0, 0.25, 1.0])
+    assert ax.get_xlabel() == "units" and ax.get_ylabel().startswith("success rate")
+    lo, hi = ax.get_ylim()
+    assert lo <= 0 and 1 <= hi <= 1.2
+    assert [t.get_text() for t in ax.texts] == ["0/4", "1/4", "4/4"]
+
+    xor = [{"delay": d, "units": u, "success_rate": (u - d) / 4, "runs": 4, "successes": u - d}
+           for d in (2, 3, 4) for u in (3, 4, 5) if (d, u) != (4, 3)]
+    figures.delay_units_heatmap(xor, tmp_path / "h.png")
+    ax = drawn[-1].axes[0]
+    (image,) = ax.get_images()
+    grid = np.ma.getdata(image.get_array())
+    expected = np.array([[(u - d) / 4 for u in (3, 4, 5)] for d in (2, 3, 4)])
+    expected[2, 0] = np.nan  # not run: blank
+    np.testing.assert_array_equal(np.isnan(grid), np.isnan(expected))
+    np.testing.assert_array_equal(grid[~np.isnan(grid)], expected[~np.isnan(expected)])
+    assert image.get_clim() == (0, 1)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["3", "4", "5"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "3", "4"]
+    assert ax.get_xlabel() == "units" and ax.get_ylabel() == "delay (steps)"
+    assert len(ax.texts) == 8 and ax.texts[0].get_text() == "0.25\n1/4"
+
+
 def test_learning_curves_png(tmp_path):
     img = png(figures.learning_curves(RESULTS, tmp_path / "c.png", title="t"))
     assert img.ndim == 3 and img.shape[0] > 100

@@ -7,6 +7,7 @@ the generated inputs, and machine traces written out by hand.
 import dataclasses
 import doctest
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +17,44 @@ import rtrl.tasks.base
 import rtrl.tasks.turing
 from rtrl.tasks import list_tasks, make
 from rtrl.tasks.turing import SYMBOLS, controller, is_balanced, run_machine
+
+#: A bound no correct run comes near: a machine run on a string of at most 64 symbols takes fewer than
+#: 5 000 steps; a test draws at most a few thousand strings.
+MACHINE_STEP_LIMIT = 10_000
+STRING_CHECK_LIMIT = 200_000
+
+
+@pytest.fixture(autouse=True)
+def step_limit(monkeypatch):
+    """Every Turing-machine loop runs under a step limit, so a machine that never halts (or a string
+    draw that never ends) fails here by an assertion instead of hanging the suite."""
+    turing = rtrl.tasks.turing
+    count = {"steps": 0, "checks": 0}
+    real_controller, real_run, real_balanced = turing.controller, turing.run_machine, turing.is_balanced
+
+    def controller(state, symbol):
+        count["steps"] += 1
+        assert count["steps"] <= MACHINE_STEP_LIMIT, (
+            f"the machine ran {MACHINE_STEP_LIMIT} steps without halting (last: state {state!r} reading {symbol!r})")
+        return real_controller(state, symbol)
+
+    def run_machine(string):
+        count["steps"] = 0
+        return real_run(string)
+
+    def is_balanced(string):
+        count["checks"] += 1
+        assert count["checks"] <= STRING_CHECK_LIMIT, f"{STRING_CHECK_LIMIT} strings drawn in one test: a draw loops"
+        return real_balanced(string)
+
+    monkeypatch.setattr(turing, "controller", controller)
+    monkeypatch.setattr(turing, "run_machine", run_machine)
+    monkeypatch.setattr(turing, "is_balanced", is_balanced)
+    monkeypatch.setattr(sys.modules[__name__], "run_machine", run_machine)
+    turing._trace_arrays.cache_clear()  # traces are computed under the limit, not taken from another test
+    yield count
+    turing._trace_arrays.cache_clear()
+
 
 ALL = ["add", "pipelined-xor", "sequence-recognition", "delayed-nonmatch", "turing-parens", "oscillator", "flip-flop"]
 LO, HI = 0.1, 0.9
@@ -220,11 +259,11 @@ def test_oscillator_waves_by_hand():
 # -- the Turing machine -----------------------------------------------------------------------------
 # (string, symbols read, actions written out by hand: W = write X, R/L = move, H+ / H- = halt balanced / not)
 HAND_TRACES = [
-    ("()", "()(X>XX<", ["R", "WL", "WR", "R", "L", "L", "L", "H+"]),
-    (")(", ")<", ["WL", "H-"]),
-    ("(", "(>(", ["R", "L", "H-"]),
-    ("())", "()(X)XX<", ["R", "WL", "WR", "R", "WL", "L", "L", "H-"]),
-    ("(())", "(()(X)XX(XXX>XXXX<", ["R", "R", "WL", "WR", "R", "WL", "L", "L", "WR",
+    ("()", "()(XAXXA", ["R", "WL", "WR", "R", "L", "L", "L", "H+"]),
+    (")(", ")A", ["WL", "H-"]),
+    ("(", "(A(", ["R", "L", "H-"]),
+    ("())", "()(X)XXA", ["R", "WL", "WR", "R", "WL", "L", "L", "H-"]),
+    ("(())", "(()(X)XX(XXXAXXXXA", ["R", "R", "WL", "WR", "R", "WL", "L", "L", "WR",
                                     "R", "R", "R", "L", "L", "L", "L", "L", "H+"]),
 ]
 
@@ -257,6 +296,29 @@ def test_task_encodes_hand_traces(string, symbols, actions):
             assert move == (HI if code.endswith("R") else LO) and np.isnan(verdict)
 
 
+def test_a_machine_that_never_halts_fails_by_assertion(monkeypatch):
+    """The guard itself: a controller that never halts is stopped (by the test's step limit or the machine's own
+    bound), never hangs."""
+    turing = rtrl.tasks.turing
+    real = turing.controller
+
+    def never_halts(state, symbol):
+        act = real(state, symbol)
+        return act._replace(halt=False, move=-1 if act.halt else act.move) if symbol != "A" else \
+            turing.Action(False, +1, False, False, "R")
+
+    monkeypatch.setattr(turing, "controller", never_halts)
+    with pytest.raises((AssertionError, RuntimeError), match="without halting|no halt|left the tape"):
+        turing.run_machine("()")
+
+
+def test_run_machine_is_bounded_by_the_string_length():
+    import itertools
+    for n in range(1, 9):
+        for chars in itertools.product("()", repeat=n):
+            assert len(run_machine("".join(chars))) <= (n + 2) ** 2
+
+
 def test_machine_decides_balance_for_all_short_strings():
     import itertools
     for n in range(1, 9):
@@ -267,20 +329,20 @@ def test_machine_decides_balance_for_all_short_strings():
 
 def test_controller_rejects_impossible_pairs():
     with pytest.raises(ValueError, match="cannot read"):
-        controller("R", "<")
+        controller("L", ")")
 
 
-def test_turing_stream_is_the_machine_with_delay_two():
-    """Cut the stream at the halts; each piece is one string's trace, its actions one step late."""
+def test_turing_stream_is_the_machine_with_the_action_due_next_step():
+    """Cut the stream at the halts; each piece is one string's trace, each action due for its own symbol."""
     task = make("turing-parens", max_length=6)
     xs, ds = task.generate(3000, rng=9)
-    assert np.all(np.isnan(ds[0]))
-    halts = np.flatnonzero(ds[:, 2] == HI) - 1  # step whose action is the halt
+    assert not np.isnan(ds[0, 0])  # the first symbol's action is due at once: no lookahead gap
+    halts = np.flatnonzero(ds[:, 2] == HI)  # the halting steps
     start, n_strings = 0, 0
     for h in halts:
         sym = "".join(SYMBOLS[i] for i in xs[start:h + 1].argmax(1))
         _, vs = task.trace(_string_from_stream(sym))  # the string whose run reads exactly these symbols
-        assert nan_equal(ds[start + 1:h + 2], vs)
+        assert nan_equal(ds[start:h + 1], vs)
         start, n_strings = h + 1, n_strings + 1
     assert n_strings > 50
 
@@ -308,7 +370,8 @@ def test_turing_string_mix(p_balanced, verdict):
     assert len(v) > 20 and np.all(v == verdict)
 
 
-def test_task_docstring_examples():
+def test_task_docstring_examples(monkeypatch):
+    monkeypatch.undo()  # doctest finds only the module's own functions, not the step-limit wrappers
     for module in (rtrl.tasks, rtrl.tasks.base, rtrl.tasks.turing):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0

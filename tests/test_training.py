@@ -106,21 +106,63 @@ def test_test_failure_restarts_the_window(monkeypatch):
     assert r.extra["tests"] == 10  # one test per 1000 error-free steps, each failing
 
 
-def test_oscillator_run_reports_free_run():
-    s = make_spec("oscillator", seed=0, task_params={"wave": "square"})
+def _spy_runs(monkeypatch):
+    """Record every chunk run_one hands to the engine: its weights in and out, y in, lr, teacher forcing."""
+    calls = []
+    real = training._api.run_rule
+
+    def spy(rule, engine, W, state, xs, ds, mask, **kw):
+        out = real(rule, engine, W, state, xs, ds, mask, **kw)
+        calls.append({"W_in": np.array(W), "y_in": np.array(state.y), "lr": kw["lr"],
+                      "tf": kw["teacher_forcing"], "W_out": np.array(out[0]), "ys": np.array(out[2])})
+        return out
+
+    monkeypatch.setattr(training._api, "run_rule", spy)
+    return calls
+
+
+@pytest.mark.parametrize("wave", ["alternating", "square"])
+def test_oscillator_run_reports_free_run(monkeypatch, wave):
+    """A run reported as learned, re-run freely (no forcing, no learning) from its final weights by the
+    NumPy reference, reproduces its recorded free run, and that free run stays on the wave."""
+    from rtrl import reference
+
+    calls = _spy_runs(monkeypatch)
+    s = make_spec("oscillator", seed=0, task_params={"wave": wave})
     r = run_one(s)
     assert r.success and s.teacher_forcing
     fr, tg = np.array(r.extra["free_run"]), np.array(r.extra["target"])
     assert fr.shape == tg.shape == (s.eval_steps,)
-    assert np.all((fr > 0.5) == (tg > 0.5))  # the free run is on the right side of 0.5 everywhere
     assert set(np.unique(tg)) == {0.1, 0.9}
+    test, last_training = calls[-1], calls[-2]
+    assert (test["lr"], test["tf"]) == (0.0, False)  # the final test: learning and teacher forcing off
+    assert (last_training["lr"], last_training["tf"]) == (s.learning_rate, True)
+    np.testing.assert_array_equal(test["W_in"], last_training["W_out"])  # the run's final weights
+    n = s.units
+    xs = np.zeros((s.eval_steps, 0))
+    _, _, _, ys, _ = reference.rtrl_run(test["W_in"], test["y_in"], np.zeros((n, n, n + 1)), xs,
+                                        np.zeros((s.eval_steps, n)), np.zeros((s.eval_steps, n), bool),
+                                        learning_rate=0.0, teacher_forcing=False)
+    np.testing.assert_allclose(ys[:, 0], fr, rtol=1e-9, atol=1e-12)  # the recorded free run, reproduced
+    assert np.all((ys[:, 0] > 0.5) == (tg > 0.5))  # on the right side of 0.5 everywhere
+    assert np.all(np.abs(ys[:, 0] - tg) < 0.4)
 
 
-def test_chunk_size_does_not_change_training_before_the_first_test():
-    """The stream and the weights do not depend on the chunking (the test comes at chunk ends only)."""
+def test_chunk_size_does_not_change_training_before_the_first_test(monkeypatch):
+    """The stream and the weights do not depend on the chunking (the test comes at chunk ends only):
+    the final weights, the learning curve and the frozen test's outputs are identical."""
+    calls = _spy_runs(monkeypatch)
     a = run_one(spec(task="pipelined-xor", units=3, steps=3000, chunk=1000, window=10**6))
+    calls_a = list(calls)
+    calls.clear()
     b = run_one(spec(task="pipelined-xor", units=3, steps=3000, chunk=300, window=10**6))
-    assert a.final_error == b.final_error
+    assert [len(c["ys"]) for c in calls_a] == [1000] * 3 + [2000]  # 3 training chunks, then the test
+    assert [len(c["ys"]) for c in calls] == [300] * 10 + [2000]
+    np.testing.assert_array_equal(calls_a[-1]["W_in"], calls[-1]["W_in"])  # final weights, bit for bit
+    np.testing.assert_array_equal(calls_a[-1]["ys"], calls[-1]["ys"])  # the frozen test's outputs
+    assert a.curve == b.curve and len(a.curve) == 30
+    assert a.final_error == b.final_error and a.extra["steps_trained"] == b.extra["steps_trained"] == 3000
+    assert not np.array_equal(calls_a[0]["W_in"], calls_a[-1]["W_in"])  # it did learn something
 
 
 def test_docstring_example():
@@ -164,6 +206,37 @@ def test_summarise_kinds(kind, wins, holds):
     json.dumps(sm)
 
 
+@pytest.mark.parametrize("kind, seeds, wins, holds", [
+    ("positive", 4, 2, True), ("positive", 2, 1, True), ("positive", 4, 1, False),  # exactly half holds
+    ("negative", 4, 2, False), ("negative", 4, 1, True),  # a negative claim needs fewer than half
+])
+def test_claim_boundary_at_exactly_half_the_seeds(kind, seeds, wins, holds):
+    c = Claim("x", "flip-flop", "c", "p", settings=dict(units=1), kind=kind)
+    results = [fake(s, i < wins) for i, s in enumerate(c.specs(quick=False, seeds=seeds))]
+    assert c.summarise(results)["holds"] is holds
+
+
+def test_claim_runs_use_seeds_zero_to_n_minus_one():
+    c = Claim("x", "flip-flop", "c", "p", settings=dict(steps=1000), grid=({"units": 1}, {"units": 2}),
+              seeds_quick=2, seeds_full=5)
+    for quick, seeds, n in ((True, None, 2), (False, None, 5), (False, 3, 3)):
+        specs = c.specs(quick=quick, seeds=seeds)
+        assert len(specs) == n * len(c.grid)
+        for g, cfg in enumerate(c.grid):
+            mine = specs[g * n:(g + 1) * n]
+            assert [s.seed for s in mine] == list(range(n))
+            assert all(s.units == cfg["units"] and s.steps == 1000 for s in mine)
+
+
+@pytest.mark.parametrize("kind", ["positive", "negative", "all"])
+def test_a_claim_with_no_results_does_not_hold(kind):
+    c = Claim("x", "flip-flop", "c", "p", settings=dict(units=1), kind=kind)
+    sm = c.summarise([])
+    assert sm["holds"] is False and sm["successes"] == 0 and sm["seeds"] == 0
+    for table in ("xor-delay-units", "turing-units"):
+        assert get_claim(table).summarise([])["holds"] is False
+
+
 def test_xor_table_verdict():
     c = get_claim("xor-delay-units")
     specs = c.specs(quick=False, seeds=2)
@@ -182,7 +255,30 @@ def test_turing_table_verdict():
     specs = c.specs(quick=False, seeds=2)
     assert not c.summarise([fake(s, s.units >= 8) for s in specs])["holds"]
     sm = c.summarise([fake(s, s.units >= 12) for s in specs])
-    assert sm["holds"] and "smallest that learned: 12" in sm["measured"]
+    assert sm["holds"] and "smallest tested that learned: 12" in sm["measured"]
+    small = c.summarise([fake(s, s.units >= 5) for s in specs])  # smaller nets learn under both encodings
+    assert not small["holds"] and small["measured"].startswith("not reproduced: smaller networks learn")
+    mixed = c.summarise([fake(s, s.units >= (12 if s.params["hold"] == 1 else 5)) for s in specs])
+    assert not mixed["holds"] and "not reproduced" not in mixed["measured"]
+
+
+def test_zipser_subgroup_verdict_uses_compute_to_learn():
+    c = get_claim("turing-subgroup")
+    specs = c.specs(quick=False, seeds=2)
+    assert {s.rule for s in specs} == {"rtrl", "subgroup"} and {s.units for s in specs} == {12}
+    labels = {dict(s.rule_options).get("groups") for s in specs if s.rule == "subgroup"}
+    assert labels == {tuple(k % 2 for k in range(12)), tuple(k % 4 for k in range(12))}
+
+    def timed(spec, steps, us):
+        r = fake(spec, True)
+        r.steps_to_learn, r.extra["steps_trained"], r.train_seconds = steps, steps + 10_000, us * (steps + 10_000) / 1e6
+        return r
+
+    fast = [timed(s, 100_000, 40.0) if s.rule == "rtrl" else timed(s, 150_000, 2.0) for s in specs]
+    sm = c.summarise(fast)
+    assert sm["holds"] and "less compute to learn than g=1" in sm["measured"]
+    slow = [timed(s, 100_000, 40.0) if s.rule == "rtrl" else timed(s, 1_500_000, 2.0) for s in specs]
+    assert not c.summarise(slow)["holds"]  # only 1.3x less compute: not "about 10x"
 
 
 def test_every_claim_spec_runs():
@@ -201,6 +297,22 @@ def test_every_claim_spec_runs():
 ])
 def test_tuned_defaults_reproduce_seed_zero(claim_id, learns):
     """Regression guard: with the project defaults, seed 0 of each claim does what the full set says."""
-    r = run_one(get_claim(claim_id).specs(quick=True, seeds=1)[0])
+    s = get_claim(claim_id).specs(quick=True, seeds=1)[0]
+    assert s.seed == 0
+    r = run_one(s)
+    assert r.spec == s and r.spec.seed == 0
     assert r.success is learns
     assert (r.final_error == 0.0) is learns
+
+
+def test_learning_rate_sweep_verdict():
+    c = get_claim("osc-square-notf-lr")
+    specs = c.specs(quick=False, seeds=2)
+    assert sorted({s.learning_rate for s in specs}) == [0.3, 1.0, 3.0] and not any(s.teacher_forcing for s in specs)
+    inverse_square = [fake(s, True, steps=int(50_000 / s.learning_rate ** 2)) for s in specs]
+    sm = c.summarise(inverse_square)
+    assert sm["holds"] and "spread of lr^2 x steps: 1.00x" in sm["measured"]
+    inverse = [fake(s, True, steps=int(50_000 / s.learning_rate)) for s in specs]  # 1/lr: a 10x spread
+    assert not c.summarise(inverse)["holds"]
+    small_fails = [fake(s, s.learning_rate > 0.5, steps=int(50_000 / s.learning_rate ** 2)) for s in specs]
+    assert not c.summarise(small_fails)["holds"]

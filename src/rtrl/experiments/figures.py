@@ -72,11 +72,22 @@ def _colours(n):
     return [cmap(i / max(1, n - 1)) for i in range(n)]
 
 
-def learning_curves(results, path, title="", ylabel="fraction wrong") -> Path | None:
-    """Error vs step for every run; None when no run has a curve.
+def _band(curves):
+    """Median and interquartile band of curves ((points, 2) arrays) on their common step grid.
 
-    One configuration: one colour per seed. Several: one colour per configuration; when two or more
-    settings vary (e.g. delay and units), one panel per value of the first (at most 6 panels).
+    A run that stopped early (it learned) is held at its last value from there on.
+    """
+    grid = np.unique(np.concatenate([cv[:, 0] for cv in curves]))
+    vals = np.array([np.interp(grid, cv[:, 0], cv[:, 1], right=cv[-1, 1]) for cv in curves])  # (runs, points)
+    return grid, np.median(vals, axis=0), np.percentile(vals, 25, axis=0), np.percentile(vals, 75, axis=0)
+
+
+def learning_curves(results, path, title="", ylabel="fraction wrong") -> Path | None:
+    """Median error vs step and its interquartile band across seeds, one colour per configuration.
+
+    When two or more settings vary (e.g. delay and units), one panel per value of the first (at most
+    6 panels). The step axis is logarithmic when the runs' lengths differ by more than 30x. Runs that
+    learned stop; each is held at its last value (said on the figure). None when no run has a curve.
     """
     groups = [(cfg, [r for r in rs if getattr(r, "curve", None)]) for cfg, rs in group_by_config(results)]
     groups = [(cfg, rs) for cfg, rs in groups if rs]
@@ -90,30 +101,34 @@ def learning_curves(results, path, title="", ylabel="fraction wrong") -> Path | 
     for cfg, rs in groups:
         name = f"{panel_key}={_flat(cfg).get(panel_key)}" if panel_key else ""
         panels.setdefault(name, []).append((cfg, rs))
+    ends = [np.asarray(r.curve, dtype=float).reshape(-1, 2)[-1, 0] for _, rs in groups for r in rs]
+    log_x = max(ends) > 30 * max(1.0, min(ends))
     fig, axes = _new(1, len(panels), size=(min(14.0, 3.4 + 3.6 * len(panels)), 4.2))
     for ax, (name, mine) in zip(axes[0], panels.items()):
-        several = len(mine) > 1
-        colours = _colours(len(mine) if several else len(mine[0][1]))
+        colours = _colours(len(mine))
         for g, (cfg, rs) in enumerate(mine):
-            for i, r in enumerate(rs):
-                curve = np.asarray(r.curve, dtype=float).reshape(-1, 2)  # (points, [step, error])
-                colour = colours[g if several else i]
-                label = (_short_label(cfg, keys) if i == 0 else None) if several else f"seed {r.spec.seed}"
-                ax.plot(curve[:, 0], curve[:, 1], color=colour, alpha=0.6, lw=1, label=label)
-                if r.success and r.steps_to_learn is not None:
-                    ax.axvline(r.steps_to_learn, color=colour, alpha=0.25, lw=0.8, ls=":")
-        ax.set_xlabel("training step")
-        ax.xaxis.set_major_formatter(FuncFormatter(_steps))
+            curves = [np.asarray(r.curve, dtype=float).reshape(-1, 2) for r in rs]  # (points, [step, error])
+            grid, med, lo, hi = _band(curves)
+            wins = sum(bool(r.success) for r in rs)
+            label = (_short_label(cfg, keys) + ": " if keys else "") + f"{wins}/{len(rs)} learned"
+            ax.plot(grid, med, color=colours[g], lw=1.4, label=label)
+            if len(rs) > 1:
+                ax.fill_between(grid, lo, hi, color=colours[g], alpha=0.18, lw=0)
+        ax.set_xlabel("training step" + (" (log scale)" if log_x else ""))
+        if log_x:
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_formatter(FuncFormatter(_steps))
         ax.set_title(name, fontsize=9)
-        if several or len(mine[0][1]) <= 12:
-            ax.legend(fontsize=6, loc="upper right", ncol=1 if len(mine) <= 8 else 2)
+        ax.legend(fontsize=6, loc="upper right", ncol=1 if len(mine) <= 8 else 2)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel(ylabel)
-    fig.suptitle(title or "learning curves", fontsize=10)
+    axes[0, 0].set_ylabel(ylabel + " (median, band: 25-75 %)")
+    fig.suptitle((title or "learning curves") + "\nmedian over seeds with the interquartile band; a run that "
+                 "learned is held at its last value", fontsize=9)
     return _save(fig, path)
 
 
-def free_run_vs_target(results, path, title="", max_steps=200) -> Path | None:
+def free_run_vs_target(results, path, title="", max_steps=None) -> Path | None:
     """For each configuration, a free-running output against its target (teacher forcing on/off side by side).
 
     Shows the first run of the configuration that learned (or its first run if none did). Uses
@@ -134,8 +149,10 @@ def free_run_vs_target(results, path, title="", max_steps=200) -> Path | None:
     for ax, (cfg, r, wins, runs) in zip(axes[:, 0], panels):
         free = np.asarray(r.extra["free_run"], dtype=float)
         target = np.asarray(r.extra["target"], dtype=float)
-        free = free.reshape(len(free), -1)[:max_steps]  # (T, k)
-        target = target.reshape(len(target), -1)[:max_steps]  # (T, k)
+        binary = len(np.unique(np.round(target[np.isfinite(target)], 6))) <= 2
+        steps = max_steps or (40 if binary else 200)  # a binary wave is readable over ~40 steps
+        free = free.reshape(len(free), -1)[:steps]  # (T, k)
+        target = target.reshape(len(target), -1)[:steps]  # (T, k)
         for k in range(target.shape[1]):
             ax.plot(target[:, k], color=f"C{k}", lw=2.2, alpha=0.35, label=f"target {k}")
         for k in range(free.shape[1]):
@@ -146,7 +163,7 @@ def free_run_vs_target(results, path, title="", max_steps=200) -> Path | None:
                      f"{wins}/{runs} runs learned; shown: seed {r.spec.seed} ({state})"
                      + (f"; {_short_label(cfg, keys)}" if keys else ""), fontsize=8)
         ax.set_ylim(-0.05, 1.05) if np.nanmin(target) >= 0 else None
-        ax.set_xlabel("step (free run after training)")
+        ax.set_xlabel(f"step of the free run after training (first {len(target)} shown)")
         ax.legend(fontsize=6, loc="upper right", ncol=2)
         ax.grid(alpha=0.3)
     if title:
@@ -162,8 +179,12 @@ def _rate_rows(table, *keys):
 _STAT_KEYS = ("units", "success_rate", "runs", "successes", "median_steps")
 
 
-def success_vs_units(table, path, title="") -> Path | None:
-    """Success rate against number of units, one line per combination of the table's other settings."""
+def success_vs_units(table, path, title="", paper_units=None) -> Path | None:
+    """Success rate against number of units, one marker series per combination of the table's other settings.
+
+    Sizes are joined by a line only when they are consecutive (no line across an untested size);
+    ``paper_units`` marks the paper's figure with a dashed line.
+    """
     rows = _rate_rows(table, "units", "success_rate")
     if not rows or any("delay" in row for row in rows) or len({row["units"] for row in rows}) < 2:
         return None
@@ -177,13 +198,21 @@ def success_vs_units(table, path, title="") -> Path | None:
         mine = sorted(mine, key=lambda row: row["units"])
         units = [row["units"] for row in mine]
         rates = [row["success_rate"] for row in mine]
-        ax.plot(units, rates, marker="o", label=label or None)
+        # markers only, joined only between consecutive tested sizes (no line across an untested size)
+        line = ax.plot(units, rates, marker="o", ls="none", label=label or None)[0]
+        for (u0, r0), (u1, r1) in zip(zip(units, rates), zip(units[1:], rates[1:])):
+            if u1 == u0 + 1:
+                ax.plot([u0, u1], [r0, r1], color=line.get_color(), lw=1)
         for row in mine:
             if row.get("runs"):
                 ax.annotate(f"{row.get('successes', '?')}/{row['runs']}", (row["units"], row["success_rate"]),
                             textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     ax.set_xticks(sorted({row["units"] for row in rows}))
-    ax.set_ylim(-0.05, 1.12)
+    if paper_units is not None:
+        ax.axvline(paper_units, color="grey", ls="--", lw=1)
+        ax.annotate(f"paper: {paper_units} units the smallest", (paper_units, 1.08), ha="center", fontsize=7,
+                    color="grey")
+    ax.set_ylim(-0.05, 1.15)
     ax.set_xlabel("units")
     ax.set_ylabel("success rate (runs that learned / runs)")
     ax.set_title(title or "success rate vs units", fontsize=10)
@@ -238,8 +267,15 @@ def figures_for_runs(results, outdir, stem, title="", free_runs=None) -> list[tu
     if p:
         measure = next((r.extra.get("curve_measure") for r in results if getattr(r, "extra", None)
                         and r.extra.get("curve_measure")), "error")
-        out.append((f"Learning curves: {measure} per chunk of training steps, one line per run; dotted vertical "
-                    "lines mark where a run learned.", p))
+        tested = next((r.extra for r in results if getattr(r, "extra", None)
+                       and ("free_run" in r.extra or "closed_loop" in r.extra)), None)
+        note = ""
+        if tested is not None:
+            note = (" Whether a run learned is decided by a test the curve does not show: "
+                    + ("the free run (next figure)." if "free_run" in tested else
+                       "the closed loop, where the network's own actions drive the tape."))
+        out.append((f"Learning curves: {measure}, median over seeds per configuration with the interquartile "
+                    f"band (runs that learned are held at their last value).{note}", p))
     fr_stem, fr_results = free_runs if free_runs else (stem, results)
     fr_path = outdir / f"{_safe(fr_stem)}-free-run.png"
     p = fr_path if free_runs and fr_path.exists() else free_run_vs_target(fr_results, fr_path,
@@ -263,7 +299,8 @@ def figures_for_claim(entry: dict, results, outdir, free_runs=None) -> list[tupl
     if p:
         out.append(("Success rate by delay and number of units.", p))
     p = success_vs_units(entry.get("table"), outdir / f"{stem}-success-vs-units.png",
-                         title=f"{entry['id']}: success rate vs units")
+                         title=f"{entry['id']}: success rate vs units",
+                         paper_units=12 if entry.get("task") == "turing-parens" else None)
     if p:
         out.append(("Success rate against number of units.", p))
     out += figures_for_runs(results, outdir, stem, title=entry["id"], free_runs=free_runs)

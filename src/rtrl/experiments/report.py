@@ -205,6 +205,41 @@ def _execution_text(ex: dict) -> str:
     return f"on {where} ({ex.get('workers', '?')} workers)"
 
 
+#: The plain-words introduction of every report.md (before the claims table).
+READER_INTRO = """## How to read this report
+
+**The network.** Williams & Zipser (1989) train a *fully recurrent* network: n units, each connected to
+every unit (itself included), to the external input lines and to a bias line. At every step each unit
+computes y_k(t+1) = f(sum_j w_kj z_j(t)) from z(t) = [inputs x(t), 1, all outputs y(t)] with the logistic
+f; any unit may be given a target at any step, and units without targets are "hidden". Real-time
+recurrent learning (RTRL) carries forward the exact derivatives of every output with respect to every
+weight, so the weights can change after every step while the network runs. Here the task's targets go to
+units 0..k-1; the rest are hidden.
+
+**Teacher forcing.** With teacher forcing, a unit that has a target feeds the *target* (not its own
+output) into the next step; the paper found it necessary for the oscillators. Claims say whether it is on.
+
+**What "learned" means.** A run trains on a fresh stream of the task. Once the last *window* training
+steps (5,000 for most tasks) had every targeted output right (on the right side of 0.5; within 0.1 for
+the sine and the add task), the network is *tested* from where it stands, with learning and teacher
+forcing switched off, on fresh steps it has not seen: every targeted output of the test must be right.
+For the oscillators the test is a *free run* (no inputs, no forcing) that must stay on the wave; for the
+Turing machine it is a *closed loop*: the network's own actions write on the tape and move the head, on
+new strings up to twice as long as in training, and a string passes only if every action and the
+verdict are right. A run that does not pass within its step budget has not learned.
+
+**Steps to learn** counts the training steps before the error-free window that preceded the passed test
+(so it does not include the window itself).
+
+**Our choices.** The paper gives no learning rates, weight ranges, stopping rules, run counts or input
+encodings. Everything of that kind here is a project default, chosen by the sweeps in
+docs/experiments.md, and the same for every seed: weights start uniform in (-0.1, 0.1), targets are
+0.1/0.9 rather than 0/1 (logistic units cannot reach 0 or 1), and each claim's settings are listed with
+it. Where a claim does not hold, the table says so; the details below each claim show the runs.
+
+"""
+
+
 def render_report(doc: dict) -> str:
     """``report.md``: the summary table, then per claim its detail tables and figures."""
     cfg = doc["config"]
@@ -218,6 +253,7 @@ def render_report(doc: dict) -> str:
            "learning rate, teacher forcing, steps, seed) and outcome are in `results.json`. Learning rates, "
            "weight ranges, stopping rules and run counts are project defaults (the paper gives none); "
            "see docs/experiments.md.\n\n",
+           READER_INTRO,
            "## Summary\n\n"]
     rows = [{"claim": f"[{c['id']}](#{c['id']}): {c['claim']}", "task": c["task"], "the paper says": c["paper"],
              "we measured": c["measured"], "holds": c["holds"]} for c in doc["claims"]]

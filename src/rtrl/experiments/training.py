@@ -88,8 +88,8 @@ class RunSpec:
     eval_steps : int
         Length of the frozen test (learning and teacher forcing off); the free run of an oscillator.
     chunk : int
-        Steps per chunk (the success window is checked at chunk ends); 0 = about steps / 200, at
-        least 500.
+        Steps per chunk (the success window is checked at chunk ends); 0 (default) is resolved at
+        construction to about steps / 200, at least 500.
     tolerance : float
         For continuous targets: the largest |y - d| that counts as right.
     activation : str
@@ -145,6 +145,8 @@ class RunSpec:
         if self.activation not in ("logistic", "tanh"):
             raise ValueError(f"RunSpec: activation: expected 'logistic' or 'tanh', got {self.activation!r}")
         self.make_rule().check(self.units, task.n_inputs + 1 + self.units)  # e.g. more subgroups than units
+        if self.chunk == 0:  # resolved here, so every recorded spec shows the chunk its run used
+            object.__setattr__(self, "chunk", max(500, self.steps // 200))
 
     @property
     def params(self) -> dict:
@@ -321,7 +323,7 @@ def run_one(spec: RunSpec) -> RunResult:
     rule.check(n, W.shape[1])
     net = (W, rule.init(W, np.zeros(n)))  # (weights, the rule's state)
     tstate = task.reset(stream_rng)
-    chunk = spec.chunk or max(500, spec.steps // 200)
+    chunk = spec.chunk
     binary = task.binary
     clip = 0.0 if spec.clip_norm is None else spec.clip_norm
 
