@@ -189,6 +189,7 @@ def _zipser_verdict(rows):
         c = compute(row)
         ratio = (c0 / c) if (c and c0) else None
         txt = (f"g={g}: {row['successes']}/{row['runs']} learned, {row.get('us_per_step') or float('nan'):.2f} µs/step"
+               + (f" (1/{g * g} of RTRL's flops per step)" if g and g > 1 else "")
                + (f", median {row['median_steps']} steps" if row["median_steps"] is not None else ""))
         if ratio is not None and g != 1:
             txt += f", {ratio:.1f}x less compute to learn than g=1"
