@@ -274,14 +274,14 @@ CLAIMS: list[Claim] = [
           "15 units always learn to be the parenthesis machine's controller (every seed), judged in closed loop: "
           "the network's own actions drive the tape on fresh strings up to twice as long as in training",
           "15 units always learned it",
-          settings=dict(units=15, steps=1_000_000), seeds_quick=4, seeds_full=30, kind="all"),
+          settings=dict(units=15, steps=1_000_000), seeds_quick=4, seeds_full=20, kind="all"),
     Claim("turing-units", "turing-parens",
           "12 units is the smallest network that learns the controller: some 12-unit run learns, no smaller one "
           "does, under each encoding tried (hold=1: action due at the next step; hold=2: each symbol shown twice)",
           "15 units always learned it; 12 units was the smallest that did",
           settings=dict(steps=1_000_000),
           grid=tuple({"units": u, "task_params": {"hold": h}} for h in (1, 2) for u in (4, 5, 6, 8, 10, 12, 15)),
-          seeds_quick=2, seeds_full=10, kind="table", verdict=_turing_verdict),
+          seeds_quick=2, seeds_full=8, kind="table", verdict=_turing_verdict),
     Claim("turing-subgroup", "turing-parens",
           "Zipser (1989): with subgrouping, a 12-unit network learns the controller with about 10x less compute than "
           "full RTRL (compute to learn = median steps to learn x measured µs per step; g groups, the 4 target units "
