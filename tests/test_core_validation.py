@@ -25,7 +25,7 @@ DS = np.full((5, 3), 0.5)
     (dict(y0=np.zeros(2)), ValueError, r"y0: expected shape \(n_units,\) = \(3,\), got \(2,\)"),
     (dict(activation="relu"), ValueError, r"activation: expected one of \('logistic', 'tanh'\), got 'relu'"),
     (dict(method="adjoint"), ValueError, r"method: expected one of .*got 'adjoint'"),
-    (dict(engine="cuda"), ValueError, r"engine: expected one of \('numba', 'numpy'\), got 'cuda'"),
+    (dict(engine="cuda"), ValueError, r"engine: expected one of \('numba', 'numpy', 'jax'\), got 'cuda'"),
 ])
 def test_gradient_rejects_bad_input(kwargs, exc, pattern):
     args = dict(W=W, xs=XS, targets=DS)

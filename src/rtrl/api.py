@@ -20,12 +20,13 @@ __all__ = ["RTRLState", "init_state", "run", "forward", "loss", "gradient", "tra
            "train_online_bptt", "resolve_rule", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS",
            "DTYPES"]
 
-ENGINES = ("numba", "numpy")
+#: "jax" is the optional JAX engine (``pip install 'rtrl[jax]'``; GPUs, several devices): rtrl.jax_engine.
+ENGINES = ("numba", "numpy", "jax")
 GRADIENT_METHODS = ("rtrl", "bptt", "hybrid")
 ONLINE_METHODS = ("rtrl", "hybrid")
 #: Regimes of the compiled RTRL kernel: "auto" picks explicit loops for small n, BLAS for larger n.
 KERNELS = ("auto", "loops", "blas")
-#: Float types the compiled engine runs in (the NumPy reference is float64 only).
+#: Float types the compiled engines (Numba, JAX) run in (the NumPy reference is float64 only).
 DTYPES = ("float64", "float32")
 
 
@@ -128,8 +129,8 @@ def _run_arrays(engine, W, y, P, xs, ds, mask, learning_rate, activation, teache
 
     check_method(engine, ENGINES, "engine")
     rule = resolve_rule(method=method, kernel=kernel, block=block)
-    if rule.name == "hybrid" and engine != "numba":
-        raise ValueError("method: 'hybrid' is implemented by the compiled engine only; use engine='numba' "
+    if rule.name == "hybrid" and engine == "numpy":
+        raise ValueError("method: 'hybrid' runs on a compiled engine only; use engine='numba' or 'jax' "
                          "(the NumPy reference of the same gradients is method='rtrl', engine='numpy')")
     W, st, ys, G = rule.run(W, SensitivityState(y, P), xs, ds, mask, lr=float(learning_rate), activation=activation,
                             teacher_forcing=bool(teacher_forcing), clip=float(clip_norm), engine=engine)
@@ -139,8 +140,8 @@ def _run_arrays(engine, W, y, P, xs, ds, mask, learning_rate, activation, teache
 def run_rule(rule, engine, W, state, xs, ds, mask, *, lr, activation, teacher_forcing, clip, wmask):
     """Run a validated chunk with ``rule`` on ``engine``; returns (W, state, ys, G)."""
     check_method(engine, ENGINES, "engine")
-    if rule.name == "hybrid" and engine != "numba":
-        raise ValueError("rule 'hybrid' is implemented by the compiled engine only; use engine='numba' "
+    if rule.name == "hybrid" and engine == "numpy":
+        raise ValueError("rule 'hybrid' runs on a compiled engine only; use engine='numba' or 'jax' "
                          "(the NumPy reference of the same gradients is rule='rtrl', engine='numpy')")
     return rule.run(W, state, xs, ds, mask, lr=float(lr), activation=activation,
                     teacher_forcing=bool(teacher_forcing), clip=float(clip), wmask=wmask, engine=engine)
@@ -160,8 +161,9 @@ def _check_dtype(dtype, engine):
         raise TypeError(f"dtype: expected one of {DTYPES}, got {dtype!r}") from None
     if dt.name not in DTYPES:
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dt.name!r}")
-    if dt != np.float64 and engine != "numba":
-        raise ValueError(f"dtype: {dt.name} needs the compiled engine; use engine='numba' or dtype='float64'")
+    if dt != np.float64 and engine == "numpy":
+        raise ValueError(f"dtype: {dt.name} needs a compiled engine; use engine='numba' or 'jax', or "
+                         "dtype='float64'")
     return dt
 
 
@@ -296,7 +298,7 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
     rule : str or rtrl.rules.Rule
         The learning rule whose per-step estimates are summed (``rtrl.rules.list_rules()``):
         "rtrl" (exact forward sensitivities, O(n^3) memory, O(n^4) per step; paper eqs. 12-15),
-        "hybrid" (Schmidhuber's exact O(n^3) block method, compiled engine only), or an
+        "hybrid" (Schmidhuber's exact O(n^3) block method, engines "numba" and "jax"), or an
         approximation ("uoro", "snap-1", "subgroup:4", ...). See ``docs/rules.md``.
     method : {"rtrl", "bptt", "hybrid"}, optional
         The older spelling of the exact methods; "bptt" is epochwise backpropagation through
@@ -307,15 +309,17 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
         Units with a target feed it forward instead of their output (paper section 2.3).
     y0 : array (n,), optional
         Initial outputs, zeros by default.
-    engine : {"numba", "numpy"}
-        The compiled loop (default) or the rule's NumPy reference.
+    engine : {"numba", "numpy", "jax"}
+        The compiled loop (default), the rule's NumPy reference, or the JAX engine (rules "rtrl"
+        and "hybrid"; GPUs and several devices; ``pip install 'rtrl[jax]'``; settings such as
+        devices and matmul precision with ``rtrl.jax_engine.options``; ``docs/jax.md``).
     kernel : {"auto", "loops", "blas"}
         Regime of the compiled RTRL loop: "auto" uses explicit loops below
         ``rtrl.kernels.BLAS_MIN_UNITS`` units and a BLAS product from there on.
     block : int, optional
         Block length h of the hybrid (default about n/2).
     dtype : {"float64", "float32"}
-        Float type of the compiled computation (float32: compiled engine only).
+        Float type of the compiled computation (float32: engines "numba" and "jax").
     weight_mask : bool array (n, m+1+n), optional
         Connectivity: False where a weight does not exist; its gradient is reported as 0.
 

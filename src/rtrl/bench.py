@@ -21,6 +21,11 @@ Timing runs in a child process with ``OPENBLAS_NUM_THREADS`` (and friends) set t
 BLAS threads. The machine may be shared: figures are minima of repeats and are noisy.
 
 Nothing here is a test: no figure is asserted; the targets table says met or missed.
+
+``--engine jax`` measures the JAX engine instead (:mod:`rtrl.jax_bench`: RTRL and the hybrid
+against a plain product of the same shape on the same device(s), n = 128 ... 2048 on an
+accelerator, 64 and 128 beside the Numba engine on a CPU), written to ``bench-jax.json`` and
+``bench-jax.md``.
 """
 
 from __future__ import annotations
@@ -470,11 +475,62 @@ def add_parser(subparsers):
 
 def _add_arguments(p):
     p.add_argument("--quick", action="store_true", help="short runs (about 1-2 minutes)")
-    p.add_argument("--sizes", type=int, nargs="+", help="network sizes n (default 3 8 16 32 64 128)")
+    p.add_argument("--sizes", type=int, nargs="+", help="network sizes n (default 3 8 16 32 64 128; --engine jax: "
+                   "128 256 512 1024 2048 on an accelerator, 64 128 on a CPU)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads for every timing (default 1)")
     p.add_argument("--sections", nargs="+", default=["steps", "batched", "compile", "memory"],
                    choices=["steps", "batched", "compile", "memory"], help="what to run (default: all)")
     p.add_argument("--out", default="bench-out", help="output folder (default bench-out/)")
+    p.add_argument("--engine", choices=("numba", "jax"), default="numba",
+                   help="numba (default: every section above) or jax (the JAX engine on its device; needs rtrl[jax])")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="--engine jax: float type "
+                   "(default float32)")
+    p.add_argument("--precision", choices=("highest", "high", "default"), default="highest",
+                   help="--engine jax: matmul precision (default highest: true float32; 'default' allows TF32)")
+    p.add_argument("--devices", type=_devices_arg, default=None,
+                   help="--engine jax: number of devices to shard P over, or 'all' (default one)")
+    p.add_argument("--blocks", type=int, nargs="+", default=[],
+                   help="--engine jax: also time the hybrid with these block lengths (default: only about n/2)")
+
+
+def _devices_arg(text):
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}")
+    return value
+
+
+def _cli_jax(args, out) -> int:
+    """``rtrl bench --engine jax`` in the child process (threads pinned on a CPU before JAX starts)."""
+    from . import jax_bench
+
+    pinned = jax_bench.pin_cpu_threads(args.threads)
+    from .jax_engine import require_jax
+
+    try:
+        require_jax()
+    except ImportError as exc:
+        print(f"rtrl bench: --engine jax: {exc}", file=sys.stderr)
+        return 2
+    res = jax_bench.run_jax_benchmarks(args.sizes, dtype=args.dtype, precision=args.precision, devices=args.devices,
+                                       quick=args.quick, blocks=tuple(args.blocks))
+    res["meta"]["cpu"] = _cpu_name()
+    res["meta"]["threads"] = args.threads
+    res["meta"]["pinned_to_threads"] = pinned
+    res["meta"]["loadavg"] = _loadavg()
+    res["meta"]["command"] = " ".join(["rtrl bench", *sys.argv[1:]])
+    (out / "bench-jax.json").write_text(json.dumps(res, indent=1))
+    md = jax_bench.jax_markdown(res)
+    (out / "bench-jax.md").write_text(md)
+    print()
+    print(md)
+    print(f"wrote {out / 'bench-jax.json'}, {out / 'bench-jax.md'}")
+    return 0
 
 
 def _cli(args) -> int:
@@ -485,13 +541,22 @@ def _cli(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if os.environ.get(_CHILD_ENV) != "1":
         # Re-run in a child whose BLAS thread count is fixed before NumPy loads.
-        cmd = [sys.executable, "-m", "rtrl.bench", "--threads", str(args.threads), "--out", str(out),
-               "--sections", *args.sections]
+        cmd = [sys.executable, "-m", "rtrl.bench", "--threads", str(args.threads), "--out", str(out)]
+        if args.engine == "numba":
+            cmd += ["--sections", *args.sections]
         if args.quick:
             cmd.append("--quick")
         if args.sizes:
             cmd += ["--sizes", *map(str, args.sizes)]
+        if args.engine == "jax":
+            cmd += ["--engine", "jax", "--dtype", args.dtype, "--precision", args.precision]
+            if args.devices is not None:
+                cmd += ["--devices", str(args.devices)]
+            if args.blocks:
+                cmd += ["--blocks", *map(str, args.blocks)]
         return subprocess.call(cmd, env=_child_env(args.threads))
+    if args.engine == "jax":
+        return _cli_jax(args, out)
     res = run_benchmarks(quick=args.quick, sizes=args.sizes, threads=args.threads, sections=tuple(args.sections))
     res["meta"]["command"] = " ".join(["rtrl bench", *sys.argv[1:]])
     (out / "bench.json").write_text(json.dumps(res, indent=1))

@@ -32,7 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--teacher-forcing", action=argparse.BooleanOptionalAction, default=None,
                    help="teacher forcing on/off (default: the task's)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="task parameter (one per flag, repeatable)")
-    p.add_argument("--engine", choices=("numba", "numpy"), default="numba")
+    p.add_argument("--engine", choices=("numba", "numpy"), default="numba",
+                   help="numba (compiled loops, default) or numpy (the references); the approximate rules have no JAX "
+                        "engine")
     p.add_argument("--out", default="rtrl-compare", metavar="DIR", help="output folder (default rtrl-compare)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="Dask workers for the driving runs")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler")

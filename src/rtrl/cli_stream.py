@@ -60,7 +60,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--clip-norm", type=float, metavar="C",
                    help="cap the Frobenius norm of each per-step gradient (default: no cap)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
-    p.add_argument("--engine", choices=ENGINES, help="numba (default) or numpy")
+    p.add_argument("--engine", choices=ENGINES, help="numba (default), numpy (the reference) or jax (rules rtrl and hybrid; pip install 'rtrl[jax]')")
     p.add_argument("--rule", metavar="SPEC",
                    help="learning rule: rtrl (default, exact), hybrid, bptt:H, subgroup:G, snap-1, uoro, kf-rtrl, "
                         "rflo, eprop (see docs/rules.md)")

@@ -141,7 +141,7 @@ class OnlineLearner:
         Initial weights; overrides ``weight_scale`` and ``rng``.
     y0 : array (n_units,), optional
         Initial outputs (zeros by default).
-    engine : {"numba", "numpy"}
+    engine : {"numba", "numpy", "jax"}
     clip_norm : float, optional
         Cap on the Frobenius norm of each per-step gradient before it is applied (None: no cap).
     n_streams : int, optional
@@ -275,8 +275,8 @@ class OnlineLearner:
     @engine.setter
     def engine(self, value):
         check_method(value, ENGINES, "engine")
-        if self._rule.name == "hybrid" and value != "numba":
-            raise ValueError("rule 'hybrid' is implemented by the compiled engine only; use engine='numba'")
+        if self._rule.name == "hybrid" and value == "numpy":
+            raise ValueError("rule 'hybrid' runs on a compiled engine only: engine='numba' or 'jax'")
         self._engine = value
 
     @property

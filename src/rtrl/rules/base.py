@@ -160,7 +160,7 @@ class Rule:
 
     def run(self, W, state, xs, ds, mask, *, lr=0.0, activation="logistic", teacher_forcing=False, clip=0.0,
             wmask=None, engine="numba"):
-        """Run a chunk with the compiled loop (``engine="numba"``) or the reference (``"numpy"``).
+        """Run a chunk with the compiled loop (``engine="numba"``), the reference (``"numpy"``) or JAX (``"jax"``).
 
         Arrays are validated by the caller: W (n, K), xs (T, m), ds (T, n) with 0 where no
         target, mask (T, n) bool, state from :meth:`init`. A batched W (B, n, K) runs B
@@ -169,6 +169,16 @@ class Rule:
         from ..activations import activation_code
 
         act = activation_code(activation)
+        if engine == "jax":
+            # The JAX engine (optional extra, rtrl.jax_engine) is a ``run_jax`` method a rule may provide,
+            # with the arguments of this method; batched W (B, n, K), float32/float64 and devices are its own.
+            run_jax = getattr(self, "run_jax", None)
+            if run_jax is None:
+                have = sorted(name for name, cls in REGISTRY.items() if hasattr(cls, "run_jax"))
+                raise RuleOptionError(f"rule {self.name!r} has no loop for engine 'jax' (the rules with one: "
+                                      f"{have}); use engine='numba' or engine='numpy' with rule {self.name!r}")
+            return run_jax(W, state, xs, ds, mask, lr=float(lr), activation=activation,
+                           teacher_forcing=bool(teacher_forcing), clip=float(clip), wmask=wmask)
         if W.ndim == 3:
             return batched_run(self, W, state, xs, ds, mask, lr=lr, activation=activation,
                                teacher_forcing=teacher_forcing, clip=clip, wmask=wmask, engine=engine)

@@ -13,7 +13,8 @@ h ~ n. Memory: P at the block start (n^2 K) plus the block's O(h n^2) history.
 
 Its state between chunks is RTRL's (:class:`~rtrl.rules.rtrl.SensitivityState`): a chunk ends
 a block, so P is always the full sensitivity. Its NumPy reference is exact RTRL's step (the
-two compute the same numbers); the compiled loop is :func:`rtrl.hybrid.hybrid_run_kernel`.
+two compute the same numbers); the compiled loop is :func:`rtrl.hybrid.hybrid_run_kernel`, the
+JAX loop (``engine="jax"``) :mod:`rtrl.jax_engine`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ class Hybrid(Rule):
             W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip)
         else:
             W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip, wmask)
+        return W, SensitivityState(y, P), ys, G
+
+    def run_jax(self, W, state, xs, ds, mask, *, lr, activation, teacher_forcing, clip, wmask):
+        """The JAX engine's loop (:mod:`rtrl.jax_engine`), meaning of :meth:`run_compiled`; W (n, K) or (B, n, K)."""
+        from .. import jax_engine
+
+        h = default_block(W.shape[-2]) if self.block is None else self.block
+        W, y, P, ys, G = jax_engine.run("hybrid", W, state.y, state.P, xs, ds, mask, lr=lr, activation=activation,
+                                        teacher_forcing=teacher_forcing, clip=clip, wmask=wmask, block=h)
         return W, SensitivityState(y, P), ys, G
 
     def numbers(self, n, K):

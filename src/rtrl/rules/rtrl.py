@@ -12,7 +12,8 @@ gradients with W fixed equal BPTT's to rounding.
 
 State: :class:`SensitivityState` ``(y, P)``. NumPy reference: :func:`rtrl.reference.rtrl_step`;
 compiled loops: :mod:`rtrl.kernels` (explicit loops for small n, one BLAS product per step
-from ``BLAS_MIN_UNITS`` units, a batch-innermost kernel for many small streams).
+from ``BLAS_MIN_UNITS`` units, a batch-innermost kernel for many small streams); the JAX
+engine (``engine="jax"``, GPUs and several devices): :mod:`rtrl.jax_engine`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ class RTRL(Rule):
             return W, SensitivityState(y, P), ys, G
         return super().run(W, state, xs, ds, mask, lr=lr, activation=activation, teacher_forcing=teacher_forcing,
                            clip=clip, wmask=wmask, engine=engine)
+
+    def run_jax(self, W, state, xs, ds, mask, *, lr, activation, teacher_forcing, clip, wmask):
+        """The JAX engine's loop (:mod:`rtrl.jax_engine`): same meaning as :meth:`run`, W (n, K) or (B, n, K)."""
+        from .. import jax_engine
+
+        W, y, P, ys, G = jax_engine.run("rtrl", W, state.y, state.P, xs, ds, mask, lr=lr, activation=activation,
+                                        teacher_forcing=teacher_forcing, clip=clip, wmask=wmask)
+        return W, SensitivityState(y, P), ys, G
 
     def numbers(self, n, K):
         return n + n * n * K
