@@ -163,3 +163,24 @@ def test_an_allocation_that_fails_names_the_argument(monkeypatch):
     monkeypatch.setattr(rtrl.learner, "init_weights", no_memory)
     with pytest.raises(MemoryError, match=r"^n_units: the weights of n_units=3, n_inputs=2, n_streams=2 do not"):
         rtrl.OnlineLearner(3, 2, learning_rate=0.1, n_streams=2)
+
+
+def test_the_functional_api_never_returns_non_finite_results_silently():
+    import numpy as np
+    import pytest
+
+    import rtrl
+
+    W = rtrl.init_weights(3, 1, rng=0)
+    xs = np.ones((5, 1))
+    huge = np.full((5, 3), 1e300)
+    with pytest.raises(FloatingPointError, match="loss: the result is not finite"):
+        rtrl.loss(W, xs, huge)
+    with pytest.raises(FloatingPointError, match="gradient: the result is not finite"):
+        rtrl.gradient(W, xs, huge)
+    with pytest.raises(FloatingPointError, match="train_online"):
+        rtrl.train_online(W, xs, np.full((5, 3), 0.5), learning_rate=1e300)
+    with pytest.raises(TypeError, match="y0: expected real numbers"):
+        rtrl.init_state(W, y0=np.ones(3) * (1 + 1j))
+    with pytest.raises(TypeError, match="W: expected real numbers"):
+        rtrl.init_state(np.stack([W, W]).astype(complex))

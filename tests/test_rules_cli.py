@@ -64,3 +64,22 @@ def test_run_with_a_rule_records_it(tmp_path, capsys):
     assert "--rule uoro" in doc["config"]["command"]
     assert main(["run", "flip-flop", "--rule", "subgroup:5", "--out", str(out)]) != 0
     assert "groups" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["bench", "--sizes", "0"], "--sizes: expected an integer >= 1, got 0"),
+    (["bench", "--sizes", "-4"], "--sizes: expected an integer >= 1, got -4"),
+    (["run", "pipelined-xor", "--units", "-3"], "--units: expected an integer >= 1, got -3"),
+])
+def test_cli_sizes_are_checked_by_argparse(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_stream_names_its_own_flags(tmp_path, capsys):
+    data = _csv(tmp_path / "d.csv", T=5)
+    assert main(["stream", str(data), "--inputs", "x", "--targets", "d", "--lr", "-1"]) == 2
+    assert "--lr: expected a finite number >= 0" in capsys.readouterr().err
+    assert main(["stream", str(data), "--inputs", "x", "--targets", "d", "--clip-norm", "0"]) == 2
+    assert "--clip-norm: expected a finite number > 0" in capsys.readouterr().err

@@ -12,8 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import bptt as _bptt
-from . import reference as _reference
-from ._validation import check_method, check_positive, check_sequences, check_weights
+from ._validation import check_method, check_positive, check_real_array, check_sequences, check_weights
 from .activations import activation_code
 
 __all__ = ["RTRLState", "init_state", "run", "forward", "loss", "gradient", "train_online",
@@ -63,7 +62,7 @@ def init_state(W, y0=None) -> RTRLState:
     if y0 is None:
         y = np.zeros(n)
     else:
-        y = np.array(y0, dtype=np.float64)
+        y = np.array(check_real_array(y0, "y0"), dtype=np.float64)
         if y.shape != (n,):
             raise ValueError(f"y0: expected shape (n_units,) = ({n},), got {y.shape}")
         if not np.all(np.isfinite(y)):
@@ -143,8 +142,12 @@ def run_rule(rule, engine, W, state, xs, ds, mask, *, lr, activation, teacher_fo
     if rule.name == "hybrid" and engine == "numpy":
         raise ValueError("rule 'hybrid' runs on a compiled engine only; use engine='numba' or 'jax' "
                          "(the NumPy reference of the same gradients is rule='rtrl', engine='numpy')")
-    return rule.run(W, state, xs, ds, mask, lr=float(lr), activation=activation,
-                    teacher_forcing=bool(teacher_forcing), clip=float(clip), wmask=wmask, engine=engine)
+    try:
+        return rule.run(W, state, xs, ds, mask, lr=float(lr), activation=activation,
+                        teacher_forcing=bool(teacher_forcing), clip=float(clip), wmask=wmask, engine=engine)
+    except ZeroDivisionError:  # a compiled rule divided by a norm that overflowed to inf or fell to 0
+        raise FloatingPointError(f"rule {rule.spec!r}: a norm in its estimate overflowed: the network diverged; "
+                                 "lower learning_rate or set clip_norm") from None
 
 
 def _check_block(block) -> int:
@@ -168,7 +171,7 @@ def _check_dtype(dtype, engine):
 
 
 def _check_batched_weights(W, dtype=np.float64):
-    W = np.asarray(W, dtype=dtype)
+    W = np.asarray(check_real_array(W, "W"), dtype=dtype)
     if W.ndim != 3 or W.shape[0] < 1:
         raise ValueError(f"W: expected (B, n_units, n_inputs + 1 + n_units) for B streams, got shape {W.shape}")
     for b in range(W.shape[0]):
@@ -182,7 +185,7 @@ def _check_batched_weights(W, dtype=np.float64):
 def _check_batched_y0(y0, B, n, dtype=np.float64):
     if y0 is None:
         return np.zeros((B, n), dtype=dtype)
-    y = np.array(y0, dtype=dtype)
+    y = np.array(check_real_array(y0, "y0"), dtype=dtype)
     if y.shape == (n,):
         y = np.broadcast_to(y, (B, n)).copy()
     if y.shape != (B, n):
@@ -252,6 +255,16 @@ def run(state: RTRLState, xs, targets=None, mask=None, *, learning_rate=0.0, act
     return RTRLState(W, y, P, state.t + seq.xs.shape[0]), ys
 
 
+_RESCALE = "the inputs, targets or weights are too large for this network; rescale them"
+
+
+def _finite(value, who: str, fix: str):
+    """Raise FloatingPointError naming ``who`` when a result overflowed to inf/NaN (never return it silently)."""
+    if not np.all(np.isfinite(value)):
+        raise FloatingPointError(f"{who}: the result is not finite (an overflow inside the computation); {fix}")
+    return value
+
+
 def _check_clip(clip_norm) -> float:
     """Resolve ``clip_norm`` (None = no clipping) into the kernels' convention (0.0 = none)."""
     return 0.0 if clip_norm is None else check_positive(clip_norm, "clip_norm")
@@ -277,7 +290,9 @@ def loss(W, xs, targets, mask=None, *, activation="logistic", teacher_forcing=Fa
     seq = check_sequences(W, xs, targets, mask, y0)
     _, _, _, es = _bptt.bptt_forward(seq.W, seq.xs, seq.ds, seq.mask, seq.y0, activation=activation,
                                      teacher_forcing=teacher_forcing)
-    return 0.5 * float(np.sum(es * es))
+    with np.errstate(over="ignore", invalid="ignore"):
+        J = 0.5 * float(np.sum(es * es))
+    return _finite(J, "loss", "targets of this size cannot be compared; rescale them into the units' range")
 
 
 def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation="logistic",
@@ -347,7 +362,7 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
         wm = check_weight_mask(weight_mask, seq.W.shape)
         G = _bptt.bptt_gradient(seq.W, seq.xs, seq.ds, seq.mask, seq.y0, activation=activation,
                                 teacher_forcing=teacher_forcing)
-        return G if wm is None else G * wm
+        return _finite(G if wm is None else G * wm, "gradient", _RESCALE)
     rule = resolve_rule(rule, method=method, kernel=kernel, block=block, allowed_methods=GRADIENT_METHODS)
     seq = check_sequences(W, xs, targets, mask, y0, dtype=dt)
     rule.check(*seq.W.shape)
@@ -355,7 +370,7 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
     state = rule.init(seq.W, seq.y0, wmask=wm)
     *_, G = run_rule(rule, engine, seq.W, state, seq.xs, seq.ds, seq.mask, lr=0.0, activation=activation,
                      teacher_forcing=teacher_forcing, clip=0.0, wmask=wm)
-    return G
+    return _finite(G, "gradient", _RESCALE)
 
 
 def train_online(W, xs, targets, mask=None, *, learning_rate, rule="rtrl", activation="logistic",
@@ -408,7 +423,8 @@ def train_online(W, xs, targets, mask=None, *, learning_rate, rule="rtrl", activ
     state = init_rule_states(rule, Wv, yv, wm)
     W_final, _, ys, _ = run_rule(rule, engine, Wv, state, xv, dv, mv, lr=lr, activation=activation,
                                  teacher_forcing=teacher_forcing, clip=clip, wmask=wm)
-    return W_final, ys
+    _finite(ys, "train_online", "the network diverged: lower learning_rate, set clip_norm, or rescale the inputs")
+    return _finite(W_final, "train_online", "the weights diverged: lower learning_rate or set clip_norm"), ys
 
 
 def train_online_bptt(W, xs, targets, mask=None, *, learning_rate, truncation, update_every=1,

@@ -111,8 +111,13 @@ def _same_file(a, b) -> bool:
 
 def _build_learner(args, n_inputs, n_targets):
     """A new learner from the command line's settings, or the loaded one checked against them."""
+    from ._validation import check_positive
     from .learner import OnlineLearner
 
+    if args.lr is not None:  # named as the user typed it
+        check_positive(args.lr, "--lr", allow_zero=True)
+    if args.clip_norm is not None:
+        check_positive(args.clip_norm, "--clip-norm")
     return OnlineLearner(args.units if args.units is not None else n_targets + 4, n_inputs,
                          learning_rate=0.1 if args.lr is None else args.lr, rule=_rule(args),
                          activation=args.activation or "logistic", teacher_forcing=bool(args.teacher_forcing),

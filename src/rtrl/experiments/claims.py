@@ -192,7 +192,8 @@ def _zipser_verdict(rows):
                + (f" (1/{g * g} of RTRL's flops per step)" if g and g > 1 else "")
                + (f", median {row['median_steps']} steps" if row["median_steps"] is not None else ""))
         if ratio is not None and g != 1:
-            txt += f", {ratio:.1f}x less compute to learn than g=1"
+            txt += (f", {ratio:.1f}x less compute to learn than g=1" if ratio >= 1
+                    else f", {1 / ratio:.1f}x more compute to learn than g=1")
             if (row["success_rate"] or 0) >= MIN_RATE and ratio >= 5:
                 holds = True
         parts.append(txt)

@@ -359,8 +359,12 @@ def run_one(spec: RunSpec) -> RunResult:
         L = min(chunk, spec.steps - t)
         tstate, xs, ds = task.rollout(tstate, L, stream_rng)
         t_train = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore"):
-            net_new, ys = advance(net, xs, _padded(ds, n), spec.learning_rate, spec.teacher_forcing)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                net_new, ys = advance(net, xs, _padded(ds, n), spec.learning_rate, spec.teacher_forcing)
+        except FloatingPointError:  # a rule's norm overflowed (rtrl.api.run_rule): the run diverged
+            diverged = True
+            break
         train_seconds += time.perf_counter() - t_train
         if not (np.all(np.isfinite(net_new[0])) and np.all(np.isfinite(ys))):
             diverged = True
