@@ -8,7 +8,7 @@ Conventions (weight layout, time alignment, masks, teacher forcing) are in
 
 from ._version import __version__
 from .activations import ACTIVATIONS
-from .api import (RTRLState, forward, gradient, init_state, loss, run, train_online,
+from .api import (NonFiniteResultError, RTRLState, forward, gradient, init_state, loss, run, train_online,
                   train_online_bptt)
 from . import rules, tasks
 from .checking import GradientCheckError, check_gradient
@@ -20,6 +20,7 @@ __all__ = [
     "__version__",
     "ACTIVATIONS",
     "RTRLState",
+    "NonFiniteResultError",
     "init_state",
     "run",
     "forward",

@@ -16,7 +16,7 @@ from ._validation import check_method, check_positive, check_real_array, check_s
 from .activations import activation_code
 
 __all__ = ["RTRLState", "init_state", "run", "forward", "loss", "gradient", "train_online",
-           "train_online_bptt", "resolve_rule", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS",
+           "train_online_bptt", "resolve_rule", "NonFiniteResultError", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS",
            "DTYPES"]
 
 #: "jax" is the optional JAX engine (``pip install 'rtrl[jax]'``; GPUs, several devices): rtrl.jax_engine.
@@ -146,8 +146,8 @@ def run_rule(rule, engine, W, state, xs, ds, mask, *, lr, activation, teacher_fo
         return rule.run(W, state, xs, ds, mask, lr=float(lr), activation=activation,
                         teacher_forcing=bool(teacher_forcing), clip=float(clip), wmask=wmask, engine=engine)
     except ZeroDivisionError:  # a compiled rule divided by a norm that overflowed to inf or fell to 0
-        raise FloatingPointError(f"rule {rule.spec!r}: a norm in its estimate overflowed: the network diverged; "
-                                 "lower learning_rate or set clip_norm") from None
+        raise NonFiniteResultError(f"rule {rule.spec!r}: a norm in its estimate overflowed: the network diverged; "
+                                   "lower learning_rate or set clip_norm") from None
 
 
 def _check_block(block) -> int:
@@ -258,10 +258,18 @@ def run(state: RTRLState, xs, targets=None, mask=None, *, learning_rate=0.0, act
 _RESCALE = "the inputs, targets or weights are too large for this network; rescale them"
 
 
+class NonFiniteResultError(ValueError, FloatingPointError):
+    """A computation overflowed to inf/NaN (diverged training, inputs or targets too large).
+
+    Both a ValueError (what the public functions raise for input they cannot use) and a
+    FloatingPointError. The message names the function and what to change.
+    """
+
+
 def _finite(value, who: str, fix: str):
-    """Raise FloatingPointError naming ``who`` when a result overflowed to inf/NaN (never return it silently)."""
+    """Raise NonFiniteResultError naming ``who`` when a result overflowed to inf/NaN (never return it silently)."""
     if not np.all(np.isfinite(value)):
-        raise FloatingPointError(f"{who}: the result is not finite (an overflow inside the computation); {fix}")
+        raise NonFiniteResultError(f"{who}: the result is not finite (an overflow inside the computation); {fix}")
     return value
 
 
