@@ -268,7 +268,7 @@ def test_cli_usage_errors(tmp_path, rng, capsys):
         (["--inputs", "a,b", "--targets", "d", "--resume"], "--resume needs --checkpoint"),
         (["--inputs", "a,b", "--targets", "d", "--units", "0"], "--units"),
         (["--inputs", "a,zz", "--targets", "d"], "column 'zz' is not in the CSV header"),
-        (["--inputs", "a,b", "--targets", "d", "--lr", "-1"], "learning_rate"),
+        (["--inputs", "a,b", "--targets", "d", "--lr", "-1"], "--lr: expected a finite number >= 0"),
         (["--inputs", "a,b", "--targets", "d", "--model", str(tmp_path / "none.npz")], "none.npz: no such file"),
         (["--inputs", "a,b", "--targets", "d", "--model", str(data)], "not a readable rtrl model"),
         (["--inputs", "a,b", "--targets", "d", "--checkpoint", str(tmp_path / "o.csv")],
