@@ -68,7 +68,8 @@ def compare_on_trajectory(task, rules, *, driver="rtrl", units=None, learning_ra
     engine : {"numba", "numpy"}
         Compiled loops (one call per step) or the NumPy references.
     timing_steps : int, optional
-        Steps of the separate timing run of each rule (default ``min(steps, 20000)``).
+        Steps of the separate timing run of each rule (default ``steps`` within [2000, 20000]; the
+        stream is continued when the trajectory is shorter).
 
     Returns
     -------
@@ -126,13 +127,18 @@ def compare_on_trajectory(task, rules, *, driver="rtrl", units=None, learning_ra
         if not np.all(np.isfinite(W)):
             raise FloatingPointError(f"compare: the driver {drv.spec!r} diverged at step {s}; lower the learning "
                                      "rate")
-    timing_steps = min(steps, 20000) if timing_steps is None else int(timing_steps)
+    timing_steps = max(2000, min(steps, 20000)) if timing_steps is None else int(timing_steps)
     W0 = init_weights(n, t.n_inputs, scale=weight_scale, rng=check_random_state(seed))
+    if timing_steps > steps:  # a short trajectory: time the rules on a longer stretch of the same stream
+        _, txs, tds = t.rollout(tstate, timing_steps - steps, rng)
+        tseq = check_sequences(W0, np.concatenate([xs, txs]), _padded(np.concatenate([ds, tds]), n), None, None)
+    else:
+        tseq = seq
     summary = []
     for i, r in enumerate(all_rules):
         a = align[:, i][~np.isnan(align[:, i])]
         q = ratio[:, i][~np.isnan(ratio[:, i])]
-        us = time_rule(r, W0, seq.xs[:timing_steps], seq.ds[:timing_steps], seq.mask[:timing_steps],
+        us = time_rule(r, W0, tseq.xs[:timing_steps], tseq.ds[:timing_steps], tseq.mask[:timing_steps],
                        activation=activation, teacher_forcing=teacher_forcing) if engine == "numba" else None
         summary.append({"rule": specs[i], "driver": i == 0, "exact": bool(r.exact), "unbiased": bool(r.unbiased),
                         "mean_alignment": float(a.mean()) if a.size else None,
