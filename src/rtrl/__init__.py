@@ -39,3 +39,12 @@ __all__ = [
     "tasks",
     "rules",
 ]
+
+
+def __getattr__(name):
+    """``rtrl.jax_engine`` on first use, so that ``import rtrl`` never imports JAX."""
+    if name == "jax_engine":
+        import importlib
+
+        return importlib.import_module(".jax_engine", __name__)
+    raise AttributeError(f"module 'rtrl' has no attribute {name!r}")
