@@ -473,21 +473,13 @@ def add_parser(subparsers):
     return p
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def _add_arguments(p):
+    from .cli_experiments import _pos_int  # the same 'integer >= 1' argument type as rtrl run
+
     p.add_argument("--quick", action="store_true", help="short runs (about 1-2 minutes)")
-    p.add_argument("--sizes", type=_positive_int, nargs="+", help="network sizes n (default 3 8 16 32 64 128; --engine jax: "
+    p.add_argument("--sizes", type=_pos_int, nargs="+", help="network sizes n (default 3 8 16 32 64 128; --engine jax: "
                    "128 256 512 1024 2048 on an accelerator, 64 128 on a CPU)")
-    p.add_argument("--threads", type=_positive_int, default=1, help="BLAS threads for every timing (default 1)")
+    p.add_argument("--threads", type=_pos_int, default=1, help="BLAS threads for every timing (default 1)")
     p.add_argument("--sections", nargs="+", default=["steps", "batched", "compile", "memory"],
                    choices=["steps", "batched", "compile", "memory"], help="what to run (default: all)")
     p.add_argument("--out", default="bench-out", help="output folder (default bench-out/)")
@@ -499,7 +491,7 @@ def _add_arguments(p):
                    help="--engine jax: matmul precision (default highest: true float32; 'default' allows TF32)")
     p.add_argument("--devices", type=_devices_arg, default=None,
                    help="--engine jax: number of devices to shard P over, or 'all' (default one)")
-    p.add_argument("--blocks", type=_positive_int, nargs="+", default=[],
+    p.add_argument("--blocks", type=_pos_int, nargs="+", default=[],
                    help="--engine jax: also time the hybrid with these block lengths (default: only about n/2)")
 
 

@@ -203,7 +203,7 @@ def cmd_run(args) -> int:
             raise pipeline.UsageError(str(exc)) from None
         rule_kw = {}
         if args.rule is not None or args.rule_option:
-            from .rules import make_from_cli, parse_option_value
+            from .rules import make_from_cli, parse_rule_options
 
             if args.rule is None:
                 raise pipeline.UsageError("--rule-option needs --rule NAME")
@@ -211,9 +211,7 @@ def cmd_run(args) -> int:
                 make_from_cli(args.rule, args.rule_option)  # a clear error before any run starts
             except ValueError as exc:
                 raise pipeline.UsageError(str(exc)) from None
-            rule_kw = {"rule": args.rule, "rule_options": {
-                p.partition("=")[0].strip().replace("-", "_"): parse_option_value(p.partition("=")[2])
-                for p in args.rule_option or []}}
+            rule_kw = {"rule": args.rule, "rule_options": parse_rule_options(args.rule_option)}
         out = args.out if args.out is not None else f"{pipeline.DEFAULT_RUN_OUT}/{args.task}"
         with _terminate_cleanly():
             doc = pipeline.run_task(args.task, out, params=params, seeds=args.seeds, workers=args.workers,

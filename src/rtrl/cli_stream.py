@@ -145,8 +145,10 @@ def _check_loaded(args, learner, path):
             raise ValueError(f"{flag} {given} contradicts the model in {path} ({saved}); drop the flag or "
                              "start a new model")
     if args.rule is not None or args.rule_option:
+        from .rules import parse_rule_options
+
         rule = _rule(args, seed=False)
-        given = {p.partition("=")[0].strip().replace("-", "_") for p in args.rule_option}
+        given = set(parse_rule_options(args.rule_option))
         if ":" in (args.rule or "") or (args.rule or "").startswith("snap-"):
             given.add(rule.short_option)
         saved = learner.rule

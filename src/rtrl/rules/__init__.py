@@ -20,7 +20,7 @@ for _name in ("bptt", "subgroup", "snap", "uoro", "kfrtrl", "rflo"):
             raise
 
 __all__ = ["Rule", "RuleOptionError", "make", "list_rules", "reference_run", "REGISTRY", "parse_option_value",
-           "make_from_cli"]
+           "parse_rule_options", "make_from_cli"]
 
 
 def list_rules() -> list[str]:
@@ -98,12 +98,17 @@ def parse_option_value(text: str):
     return text.strip()
 
 
-def make_from_cli(spec: str, pairs=(), flag: str = "--rule-option") -> Rule:
-    """Build a rule from ``--rule SPEC`` and ``--rule-option KEY=VALUE`` pairs (ValueError names the flag)."""
+def parse_rule_options(pairs=(), flag: str = "--rule-option") -> dict:
+    """``--rule-option KEY=VALUE`` pairs as a dict of typed values (RuleOptionError names the flag)."""
     options = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise RuleOptionError(f"{flag}: expected KEY=VALUE (e.g. tau=2), got {pair!r}")
         options[key.strip().replace("-", "_")] = parse_option_value(value)
-    return make(spec, **options)
+    return options
+
+
+def make_from_cli(spec: str, pairs=(), flag: str = "--rule-option") -> Rule:
+    """Build a rule from ``--rule SPEC`` and ``--rule-option KEY=VALUE`` pairs (ValueError names the flag)."""
+    return make(spec, **parse_rule_options(pairs, flag))
