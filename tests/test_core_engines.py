@@ -22,7 +22,7 @@ def test_kernel_matches_reference_step_by_step(activation, teacher_forcing, use_
     K = m + 1 + n
     state_ref = (W.copy(), np.zeros(n), np.zeros((n, n, K)))
     state_fast = (W.copy(), np.zeros(n), np.zeros((n, n, K)))
-    code = rtrl.activations.activation_code(activation)
+    code = rtrl.activations.activation_codes(activation, n)
     for t in range(T):
         sl = slice(t, t + 1)
         Wr, yr, Pr, ysr, Gr = reference.rtrl_run(*state_ref, xs[sl], ds[sl], mask[sl], learning_rate=learning_rate,

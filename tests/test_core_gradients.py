@@ -6,22 +6,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rtrl
-from conftest import random_problem
+from conftest import mixed_activation, random_problem
 
 
 def _loss_fn(xs, ds, mask=None, **kw):
     return lambda V: rtrl.loss(V, xs, ds, mask, **kw)
 
 
-@pytest.mark.parametrize("activation", ["logistic", "tanh"])
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "linear", "mixed"])
 @pytest.mark.parametrize("teacher_forcing", [False, True])
 @pytest.mark.parametrize("engine", ["numba", "numpy"])
 def test_rtrl_equals_bptt_equals_finite_differences(activation, teacher_forcing, engine):
-    rng = np.random.default_rng(hash((activation, teacher_forcing, engine)) % 2**32)
+    rng = np.random.default_rng(sum(map(ord, f"{activation}{teacher_forcing}{engine}")))
     for trial in range(8):
         n, m, T = rng.integers(1, 6), rng.integers(0, 4), rng.integers(1, 15)
-        W, xs, ds = random_problem(rng, n, m, T, activation=activation)
-        kw = dict(activation=activation, teacher_forcing=teacher_forcing)
+        act = mixed_activation(n) if activation == "mixed" else activation
+        W, xs, ds = random_problem(rng, n, m, T, activation=act)
+        kw = dict(activation=act, teacher_forcing=teacher_forcing)
         G_rtrl = rtrl.gradient(W, xs, ds, method="rtrl", engine=engine, **kw)
         G_bptt = rtrl.gradient(W, xs, ds, method="bptt", **kw)
         scale = max(np.abs(G_bptt).max(), 1e-300)
@@ -57,10 +58,11 @@ def test_y0_is_respected(rng):
 @given(
     n=st.integers(1, 5), m=st.integers(0, 3), T=st.integers(1, 12),
     seed=st.integers(0, 2**31 - 1), p_target=st.floats(0.0, 1.0),
-    activation=st.sampled_from(["logistic", "tanh"]), teacher_forcing=st.booleans(),
+    activation=st.sampled_from(["logistic", "tanh", "linear", "mixed"]), teacher_forcing=st.booleans(),
 )
 def test_rtrl_equals_bptt_property(n, m, T, seed, p_target, activation, teacher_forcing):
     rng = np.random.default_rng(seed)
+    activation = mixed_activation(n) if activation == "mixed" else activation
     W, xs, ds = random_problem(rng, n, m, T, p_target=p_target, activation=activation)
     kw = dict(activation=activation, teacher_forcing=teacher_forcing)
     G_rtrl = rtrl.gradient(W, xs, ds, **kw)

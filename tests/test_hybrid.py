@@ -5,7 +5,7 @@ import pytest
 
 import rtrl
 from rtrl import reference
-from rtrl.activations import activation_code
+from rtrl.activations import activation_codes
 from rtrl.hybrid import default_block, hybrid_run_kernel
 from conftest import random_problem
 
@@ -25,7 +25,7 @@ def test_hybrid_weight_trajectory_equals_rtrl(activation, teacher_forcing, block
     mask = ~np.isnan(ds)
     ds = np.where(mask, ds, 0.0)
     K = m + 1 + n
-    lr, code = 0.5, activation_code(activation)
+    lr, code = 0.5, activation_codes(activation, n)
     Wr, Wh = W, W
     state_r = (np.zeros(n), np.zeros((n, n, K)))
     # The hybrid is run over the whole stream in one call; the reference step by step, and the
@@ -61,7 +61,7 @@ def test_hybrid_continues_from_a_mid_run_state():
                                           learning_rate=0.3, teacher_forcing=True)
     assert np.any(P1 != 0)
     r = reference.rtrl_run(W1, y1, P1, xs[30:], ds[30:], mask[30:], learning_rate=0.3, teacher_forcing=True)
-    h = hybrid_run_kernel(W1, y1, P1, xs[30:], ds[30:], mask[30:], 0.3, 0, True, 7, 0.0)
+    h = hybrid_run_kernel(W1, y1, P1, xs[30:], ds[30:], mask[30:], 0.3, np.zeros(n, np.int64), True, 7, 0.0)
     for a, b, what in zip(h, r, ("W", "y", "P", "ys", "G")):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=what)
 
@@ -91,7 +91,7 @@ def test_hybrid_catches_a_wrong_block_boundary():
     mask = ~np.isnan(ds)
     ds = np.where(mask, ds, 0.0)
     K = m + 1 + n
-    start = (W, np.zeros(n), np.zeros((n, n, K)), xs, ds, mask, 0.5, 0, False, block, 0.0)
+    start = (W, np.zeros(n), np.zeros((n, n, K)), xs, ds, mask, 0.5, np.zeros(n, np.int64), False, block, 0.0)
     r = reference.rtrl_run(*start[:6], learning_rate=0.5)
     exact = hybrid_run_kernel(*start)
     broken = hybrid_run_kernel(*start, None, 1)
@@ -101,7 +101,7 @@ def test_hybrid_catches_a_wrong_block_boundary():
     # the prefix checks of the trajectory test see it one step into the third block (the first block
     # starts from P = 0, so the first carry that can be dropped is at the second boundary)
     t = 2 * block + 1
-    Wt = hybrid_run_kernel(W, np.zeros(n), np.zeros((n, n, K)), xs[:t], ds[:t], mask[:t], 0.5, 0, False, block, 0.0,
+    Wt = hybrid_run_kernel(W, np.zeros(n), np.zeros((n, n, K)), xs[:t], ds[:t], mask[:t], 0.5, np.zeros(n, np.int64), False, block, 0.0,
                            None, 1)[0]
     Wrt = reference.rtrl_run(W, np.zeros(n), np.zeros((n, n, K)), xs[:t], ds[:t], mask[:t], learning_rate=0.5)[0]
     assert _rel(Wt, Wrt) > 1e-9

@@ -49,7 +49,7 @@ def _close(a, b, tol=TOL):
 
 # Settings the reference comparisons cover: (activation, teacher forcing, clip, connectivity mask).
 CASES = [("logistic", False, 0.0, False), ("logistic", True, 0.3, True), ("tanh", False, 0.3, True),
-         ("tanh", True, 0.0, False)]
+         ("tanh", True, 0.0, False), (("linear", "tanh", "logistic", "linear", "tanh"), True, 0.3, True)]
 
 
 @pytest.mark.parametrize("activation,tf,clip,use_wmask", CASES)

@@ -5,7 +5,7 @@ import pytest
 
 import rtrl
 from rtrl import reference
-from rtrl.activations import activation_code
+from rtrl.activations import activation_codes
 from rtrl.kernels import BLAS_MIN_UNITS, choose_blas, rtrl_run_kernel
 from conftest import random_problem
 
@@ -30,7 +30,7 @@ def test_kernel_continues_a_run_like_the_reference(use_blas, n):
     seen_nonzero_P = False
     for sl in (slice(0, 7), slice(7, 8), slice(8, 21), slice(21, 40)):
         r = reference.rtrl_run(*ref, xs[sl], ds[sl], mask[sl], **kw)
-        f = rtrl_run_kernel(*fast, xs[sl], ds[sl], mask[sl], 0.4, activation_code("tanh"), True, use_blas, 0.5)
+        f = rtrl_run_kernel(*fast, xs[sl], ds[sl], mask[sl], 0.4, activation_codes("tanh", n), True, use_blas, 0.5)
         for a, b, what in zip(r, f, ("W", "y", "P", "ys", "G")):
             np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13, err_msg=f"{what} after {sl}")
         ref, fast = r[:3], f[:3]
@@ -43,7 +43,7 @@ def test_kernel_without_any_target_leaves_weights_alone():
     W, xs, ds, mask = _arrays(rng, 5, 2, 30)
     mask[:] = False
     for use_blas in (False, True):
-        Wf, y, P, ys, G = rtrl_run_kernel(W, np.zeros(5), np.zeros((5, 5, 8)), xs, ds, mask, 0.5, 0, False,
+        Wf, y, P, ys, G = rtrl_run_kernel(W, np.zeros(5), np.zeros((5, 5, 8)), xs, ds, mask, 0.5, np.zeros(5, np.int64), False,
                                           use_blas, 0.0)
         np.testing.assert_array_equal(Wf, W)
         np.testing.assert_array_equal(G, 0.0)

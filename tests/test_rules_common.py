@@ -11,7 +11,7 @@ import rtrl
 from rtrl import rules
 from rtrl.rules.base import RuleOptionError, reference_run
 
-from conftest import random_problem
+from conftest import mixed_activation, random_problem
 
 # One spec per registered rule (with its options exercised where it has some).
 SPECS = {"rtrl": "rtrl", "hybrid": "hybrid:3", "bptt": "bptt:4", "subgroup": "subgroup:2", "snap": "snap-1",
@@ -65,8 +65,10 @@ def test_step_shapes_and_purity(rule):
         assert np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
 
 
-@pytest.mark.parametrize("activation,tf", [("logistic", False), ("tanh", True)])
+@pytest.mark.parametrize("activation,tf", [("logistic", False), ("tanh", True), ("mixed", False), ("mixed", True)])
 def test_compiled_equals_reference(rule, activation, tf):
+    if activation == "mixed":
+        activation = mixed_activation(4)  # linear, tanh, logistic, linear
     W, xs, ds = _problem(activation=activation)
     seq = rtrl._validation.check_sequences(W, xs, ds)
     n = W.shape[0]

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import bptt as _bptt
 from ._validation import check_method, check_positive, check_real_array, check_sequences, check_weights
-from .activations import activation_code
+from .activations import check_activation
 
 __all__ = ["RTRLState", "init_state", "run", "forward", "loss", "gradient", "train_online",
            "train_online_bptt", "resolve_rule", "NonFiniteResultError", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS",
@@ -241,7 +241,7 @@ def run(state: RTRLState, xs, targets=None, mask=None, *, learning_rate=0.0, act
     if not isinstance(state, RTRLState):
         raise TypeError(f"state: expected an RTRLState (from rtrl.init_state), got {type(state).__name__}")
     lr = check_positive(learning_rate, "learning_rate", allow_zero=True)
-    activation_code(activation)
+    check_activation(activation)
     if teacher_forcing and targets is None:
         raise ValueError("teacher_forcing: needs targets; pass targets or teacher_forcing=False")
     clip = _check_clip(clip_norm)
@@ -285,7 +285,7 @@ def forward(W, xs, targets=None, mask=None, *, activation="logistic", teacher_fo
     target at step t feed the target, not their output, into step t+1 (``ys``
     still holds the actual outputs).
     """
-    activation_code(activation)
+    check_activation(activation)
     seq = check_sequences(W, xs, targets, mask, y0, require_targets=teacher_forcing)
     _, ys, _, _ = _bptt.bptt_forward(seq.W, seq.xs, seq.ds, seq.mask, seq.y0, activation=activation,
                                      teacher_forcing=teacher_forcing)
@@ -294,7 +294,7 @@ def forward(W, xs, targets=None, mask=None, *, activation="logistic", teacher_fo
 
 def loss(W, xs, targets, mask=None, *, activation="logistic", teacher_forcing=False, y0=None) -> float:
     """Total error J = 1/2 sum_t sum_k e_k(t)^2 over a sequence with W fixed."""
-    activation_code(activation)
+    check_activation(activation)
     seq = check_sequences(W, xs, targets, mask, y0)
     _, _, _, es = _bptt.bptt_forward(seq.W, seq.xs, seq.ds, seq.mask, seq.y0, activation=activation,
                                      teacher_forcing=teacher_forcing)
@@ -327,7 +327,7 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
         The older spelling of the exact methods; "bptt" is epochwise backpropagation through
         time (memory grows with T), the independent reference. All exact methods give the
         same gradient to rounding.
-    activation : {"logistic", "tanh"}
+    activation : {"logistic", "tanh", "linear"} or a sequence of them (one per unit)
     teacher_forcing : bool
         Units with a target feed it forward instead of their output (paper section 2.3).
     y0 : array (n,), optional
@@ -359,7 +359,7 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
     >>> np.allclose(G, rtrl.gradient(W, xs, ds, method="bptt"))
     True
     """
-    activation_code(activation)
+    check_activation(activation)
     check_method(engine, ENGINES, "engine")
     dt = _check_dtype(dtype, engine)
     if method == "bptt":
@@ -416,7 +416,7 @@ def train_online(W, xs, targets, mask=None, *, learning_rate, rule="rtrl", activ
     >>> W, ys = rtrl.train_online(rtrl.init_weights(2, 1, rng=0), xs, ds, learning_rate=0.5, rule="uoro")
     """
     lr = check_positive(learning_rate, "learning_rate", allow_zero=True)
-    activation_code(activation)
+    check_activation(activation)
     check_method(engine, ENGINES, "engine")
     rule = resolve_rule(rule, method=method, kernel=kernel, block=block)
     dt = _check_dtype(dtype, engine)
@@ -444,7 +444,7 @@ def train_online_bptt(W, xs, targets, mask=None, *, learning_rate, truncation, u
     O(h); the gradient is approximate (RTRL's is exact). Returns ``(W_final, ys)``.
     """
     lr = check_positive(learning_rate, "learning_rate", allow_zero=True)
-    activation_code(activation)
+    check_activation(activation)
     for name, value in (("truncation", truncation), ("update_every", update_every)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")

@@ -124,7 +124,7 @@ def bench_steps(sizes, quick=False, log=print):
         row["kernel"] = "blas" if use_blas else "loops"
 
         def compiled(T):
-            return rtrl_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], lr, 0, False, use_blas, 0.0)
+            return rtrl_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], lr, np.zeros(n, np.int64), False, use_blas, 0.0)
 
         T2 = min(_calibrate(compiled, target_s, T_max=xs.shape[0]), xs.shape[0])
         T2 = max(T2, 8)
@@ -134,7 +134,7 @@ def bench_steps(sizes, quick=False, log=print):
         row["block"] = h
 
         def hybrid(T):
-            return hybrid_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], lr, 0, False, h, 0.0)
+            return hybrid_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], lr, np.zeros(n, np.int64), False, h, 0.0)
 
         Th2 = max(_calibrate(hybrid, target_s, T_min=h, T_max=xs.shape[0]), 4 * h)
         Th2 = min(Th2, xs.shape[0])
@@ -191,11 +191,11 @@ def bench_batched(quick=False, log=print):
 
                 def fn(T_):
                     return rtrl_run_kernel(W, np.zeros(n), np.zeros((n, n, K)), xs[:T_], ds[:T_], mask[:T_], 0.01,
-                                           0, False, ub, 0.0)
+                                           np.zeros(n, np.int64), False, ub, 0.0)
             else:
                 def fn(T_):
                     return run_batched(W, np.zeros((B, n)), np.zeros((B, n, n, K)), xs[:, :T_], ds[:, :T_],
-                                       mask[:, :T_], 0.01, 0, False, choose_blas(n), 0.0)
+                                       mask[:, :T_], 0.01, np.zeros(n, np.int64), False, choose_blas(n), 0.0)
             us = per_step_us(fn, T // 4, T, repeats) / B
             engine = ("single-stream kernel" if B == 1 else "batched kernel (streams innermost)"
                       if n <= BATCH_INNER_MAX_UNITS else "streams one after the other")

@@ -99,9 +99,9 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmas
         any_target = False
         np.dot(W, z, sv)  # s(t) = W z(t)
         for k in range(n):
-            yk = _f(sv[k], act)
+            yk = _f(sv[k], act[k])
             ys[t, k] = yk
-            fk = _fprime(yk, act)
+            fk = _fprime(yk, act[k])
             fps[r0, k] = fk
             if mask[t, k]:
                 e[k] = ds[t, k] - yk

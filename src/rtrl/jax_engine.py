@@ -8,7 +8,7 @@ What runs
 The same numbers as the NumPy reference (:func:`rtrl.rules.base.reference_run` with
 :meth:`rtrl.rules.RTRL.step`), with the whole chunk of T steps inside one ``jax.jit``
 (``lax.scan`` over time): real-time RTRL with masks, teacher forcing in the paper's order,
-clipping, the connectivity mask, both activations; Schmidhuber's (1992) hybrid; B batched
+clipping, the connectivity mask, per-unit activations; Schmidhuber's (1992) hybrid; B batched
 streams (``jax.vmap``); float32 and float64.
 
 RTRL step (the fused product of :mod:`rtrl.kernels`). With ``A(t) = diag(f') W_rec(t)`` and P
@@ -235,14 +235,16 @@ def _mesh(devs):
 def _act(s, act):
     import jax.numpy as jnp
 
-    # logistic written as the reference writes it, 0.5 (1 + tanh(s / 2)); act: 0 logistic, 1 tanh
-    return jnp.where(act == 0, 0.5 * (1.0 + jnp.tanh(0.5 * s)), jnp.tanh(s))
+    # logistic written as the reference writes it, 0.5 (1 + tanh(s / 2)); act (n,): per-unit codes,
+    # 0 logistic, 1 tanh, 2 linear
+    return jnp.where(act == 0, 0.5 * (1.0 + jnp.tanh(0.5 * s)), jnp.where(act == 1, jnp.tanh(s), s))
 
 
 def _fprime(y, act):
     import jax.numpy as jnp
 
-    return jnp.where(act == 0, y * (1.0 - y), 1.0 - y * y)  # f'(s) from the output y = f(s)
+    # f'(s) from the output y = f(s)
+    return jnp.where(act == 0, y * (1.0 - y), jnp.where(act == 1, 1.0 - y * y, jnp.ones_like(y)))
 
 
 def _forward(W, y, x, act, m, prec):
@@ -523,7 +525,7 @@ def run(kind, W, y, P, xs, ds, mask, *, lr=0.0, activation="logistic", teacher_f
     engine's settings (default :func:`current_options`). Returns ``(W, y, P, ys, G)``; each of
     W, y, P comes back as the kind (NumPy or ``jax.Array``) it arrived as, ys and G as W.
     """
-    from .activations import activation_code
+    from .activations import activation_codes
 
     jax = require_jax()
     opts = current_options() if opts is None else opts
@@ -554,7 +556,7 @@ def run(kind, W, y, P, xs, ds, mask, *, lr=0.0, activation="logistic", teacher_f
         xs_, ds_, mask_ = put(xs, rep), put(ds, rep), put(mask, rep, np.bool_)
         consts = (jax.device_put(np.asarray(lr, dtype), rep), jax.device_put(np.asarray(clip, dtype), rep),
                   put(np.ones((n, K), dtype) if wmask is None else wmask, rep),
-                  jax.device_put(np.int32(activation_code(activation)), rep),
+                  jax.device_put(activation_codes(activation, n).astype(np.int32), rep),
                   jax.device_put(np.bool_(teacher_forcing), rep))
         ys_parts, G = [], None
         for a, b, don in segments:

@@ -69,20 +69,26 @@ def choose_blas(n_units: int, kernel: str = "auto") -> bool:
 
 
 @njit(cache=True, inline="always")
-def _f(s, act):
-    if act == 0:
+def _f(s, code):
+    """f(s) for one unit of activation ``code`` (0 logistic, 1 tanh, 2 linear; :mod:`rtrl.activations`)."""
+    if code == 0:
         # NOTE: 1 / (1 + exp(-s)) instead of the reference's 0.5 (1 + tanh(s / 2)): the same
         # function to rounding (and exact in relative terms near 0), but libm exp costs ~6 ns
         # against ~21 ns for tanh, a third of a step at n = 3. exp overflow gives 0, not NaN.
         return 1.0 / (1.0 + np.exp(-s))
-    return np.tanh(s)
+    if code == 1:
+        return np.tanh(s)
+    return s
 
 
 @njit(cache=True, inline="always")
-def _fprime(y, act):
-    if act == 0:
+def _fprime(y, code):
+    """f'(s) from the output y = f(s), for one unit of activation ``code``."""
+    if code == 0:
         return y * (1.0 - y)
-    return 1.0 - y * y
+    if code == 1:
+        return 1.0 - y * y
+    return 1.0 + 0.0 * y
 
 
 @njit(cache=True, inline="always")
@@ -168,9 +174,9 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0,
             s = 0.0
             for j in range(K):
                 s += W[k, j] * z[j]
-            yk = _f(s, act)
+            yk = _f(s, act[k])
             ys[t, k] = yk
-            fp[k] = _fprime(yk, act)
+            fp[k] = _fprime(yk, act[k])
             if mask[t, k]:
                 e[k] = ds[t, k] - yk
                 any_target = True
@@ -305,10 +311,10 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
             dk = ds[t, k]
             mk = mask[t, k]
             for b in range(B):  # the libm calls alone, so the loop below vectorises
-                yt[b] = _f(acc[b], act)
+                yt[b] = _f(acc[b], act[k])
             for b in range(B):
                 yk = yt[b]
-                fk[b] = _fprime(yk, act)
+                fk[b] = _fprime(yk, act[k])
                 ek[b] = dk[b] - yk if mk[b] else 0.0
                 efk[b] = ek[b] * fk[b]
         # Aext = [diag(f') W_rec diag(keep); e^T (that)]
@@ -474,3 +480,172 @@ def prepare_row(x, d, mask, has_mask, ds_out, mk_out):
         ds_out[0, k] = v if target else 0.0
     return 0
 
+
+
+@njit(cache=True, fastmath={"contract"})
+def forward_kernel(W, y, xs, act, fb_in, fb_unit):
+    """The network run forward with fixed weights, no sensitivities: O(n K) per step.
+
+    W (n, K), y (n,) the outputs y(t) to start from, xs (T, m), act (n,) activation codes;
+    feedback: input line ``fb_in[i]`` is fed unit ``fb_unit[i]``'s output y(t) at every step
+    (it overrides xs there; empty arrays for none). Returns ys (T, n), ys[t] = y(t+1).
+    Nothing passed in is modified.
+    """
+    n, K = W.shape
+    m = K - 1 - n
+    T = xs.shape[0]
+    ys = np.empty((T, n), W.dtype)
+    z = np.empty(K, W.dtype)
+    cur = y.copy()
+    for t in range(T):
+        _fill_z(z, xs[t], cur, m, n)
+        for i in range(fb_in.shape[0]):
+            z[fb_in[i]] = cur[fb_unit[i]]
+        for k in range(n):
+            s = 0.0
+            for j in range(K):
+                s += W[k, j] * z[j]
+            ys[t, k] = _f(s, act[k])
+        for k in range(n):
+            cur[k] = ys[t, k]
+    return ys
+
+
+
+def step_arena_size(n: int, K: int) -> int:
+    """Length of one buffer of :func:`rtrl_step_inplace`: W (n K), y (n), P (n n K), the gradient row (n K)
+    and y(t+1) (n)."""
+    return n * K + n + n * n * K + n * K + n
+
+
+@njit(cache=True, fastmath={"contract"})
+def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
+    """One real-time RTRL step for :meth:`rtrl.OnlineLearner.step`: checks, step and update in one call.
+
+    ``cur`` holds the state (flat float64: W (n, K), y (n,), P (n, n, K), a gradient row (n K,),
+    then the last y(t+1) (n,), see :func:`step_arena_size`); the new state is written into ``nxt`` and ``cur`` is
+    only read, so the caller commits by swapping the two. x (m,); d (n,) targets, NaN for none;
+    mask (n,) bool or empty (then NaN in d means "no target"); params = [lr, clip (0: none),
+    teacher forcing (0/1), BLAS product (0/1) as :func:`choose_blas`]; act (n,) codes; wmask
+    (n, K) or (0, 0) for none; work: scratch of at least (n + 1) n + K + 4 n numbers. Returns a status: 0 ok; 1 x holds NaN/inf; 2 d holds
+    inf; 3 d holds NaN where mask is True; 4 the new weights are not finite (diverged). The
+    arithmetic of :func:`rtrl_run_kernel` over one step (tested equal bit for bit).
+
+    NOTE: one call with few arguments and no arrays returned: passing and returning arrays is
+    what costs at n = 8 (about 0.1 us per argument and 0.25 us per returned array).
+    """
+    n = act.shape[0]
+    m = x.shape[0]
+    K = m + 1 + n
+    nK = n * K
+    lr = params[0]
+    clip_norm = params[1]
+    tf = params[2] != 0.0
+    use_blas = params[3] != 0.0
+    has_mask = mask.shape[0] > 0
+    W = cur[0:nK]
+    y = cur[nK:nK + n]
+    Pa = cur[nK + n:nK + n + n * nK]
+    Wn = nxt[0:nK]
+    yo = nxt[nK:nK + n]
+    Pb = nxt[nK + n:nK + n + n * nK]
+    Pg = nxt[nK + n:nK + n + (n + 1) * nK]  # P(t+1) and the gradient row below it
+    g = nxt[nK + n + n * nK:nK + n + (n + 1) * nK]
+    yn = nxt[nK + n + (n + 1) * nK:nK + n + (n + 1) * nK + n]
+    A = work[0:(n + 1) * n]
+    z = work[(n + 1) * n:(n + 1) * n + K]
+    o = (n + 1) * n + K
+    fp = work[o:o + n]
+    e = work[o + n:o + 2 * n]
+    ek = work[o + 2 * n:o + 3 * n]
+    tk = work[o + 3 * n:o + 4 * n]
+    for j in range(m):
+        if not np.isfinite(x[j]):
+            return 1
+    any_target = False
+    for k in range(n):
+        v = d[k]
+        if np.isinf(v):
+            return 2
+        target = (not np.isnan(v)) if not has_mask else mask[k]
+        if target and np.isnan(v):
+            return 3
+        tk[k] = 1.0 if target else 0.0
+        ek[k] = v if target else 0.0
+        any_target = any_target or target
+    # z(t) = [x(t), 1, y(t)]; y(t+1) = f(W z(t)); e(t)
+    for j in range(m):
+        z[j] = x[j]
+    z[m] = 1.0
+    for k in range(n):
+        z[m + 1 + k] = y[k]
+    for k in range(n):
+        s = 0.0
+        base = k * K
+        for j in range(K):
+            s += W[base + j] * z[j]
+        yk = _f(s, act[k])
+        yn[k] = yk
+        fp[k] = _fprime(yk, act[k])
+        e[k] = ek[k] - yk if tk[k] != 0.0 else 0.0
+    # A(t) = diag(f') W_rec; its row e^T A(t) for the gradient (no unit was forced at t - 1: the
+    # caller's P has the forced rows zeroed already)
+    for l in range(n):
+        A[n * n + l] = 0.0
+    for k in range(n):
+        c = fp[k]
+        for l in range(n):
+            a = c * W[k * K + m + 1 + l]
+            A[k * n + l] = a
+            A[n * n + l] += e[k] * a
+    # P(t+1) = A(t) P(t) + B(t) (paper eq. 12), and the gradient row e^T A P(t)
+    rows = n + 1 if any_target else n
+    Pa2 = Pa.reshape(n, nK)
+    Pg2 = Pg.reshape(n + 1, nK)
+    A2 = A.reshape(n + 1, n)
+    if use_blas:
+        np.dot(A2[:rows], Pa2, Pg2[:rows])
+    else:
+        for k in range(rows):
+            _combine_rows(Pg2[k], A2[k], Pa2, n, nK)
+    for k in range(n):
+        c = fp[k]
+        base = k * nK + k * K
+        for j in range(K):
+            Pb[base + j] += c * z[j]
+    for q in range(nK):
+        Wn[q] = W[q]
+    if any_target:
+        for i in range(n):
+            c = e[i] * fp[i]
+            base = i * K
+            for j in range(K):
+                g[base + j] += c * z[j]
+        if wmask.shape[0] > 0:
+            for i in range(n):
+                for j in range(K):
+                    g[i * K + j] *= wmask[i, j]
+        if lr != 0.0:
+            scale = lr
+            if clip_norm > 0.0:
+                norm = 0.0
+                for q in range(nK):
+                    norm += g[q] * g[q]
+                norm = np.sqrt(norm)
+                if norm > clip_norm:
+                    scale = lr * clip_norm / norm
+            ok = 0.0
+            for q in range(nK):
+                w = Wn[q] + scale * g[q]
+                Wn[q] = w
+                ok += w * 0.0
+            if ok != 0.0:  # NaN: some new weight is NaN or inf
+                return 4
+    for k in range(n):
+        if tf and tk[k] != 0.0:
+            yo[k] = ek[k]  # teacher forcing: the target feeds forward, the unit's sensitivities count as 0
+            for q in range(nK):
+                Pb[k * nK + q] = 0.0
+        else:
+            yo[k] = yn[k]
+    return 0

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import api as _api
 from .._validation import check_random_state, check_sequences
-from ..activations import activation_code
+from ..activations import check_activation
 from ..network import init_weights
 from ..rules import make as make_rule
 from ..tasks import make as make_task
@@ -102,7 +102,7 @@ def compare_on_trajectory(task, rules, *, driver="rtrl", units=None, learning_ra
     ratio = np.full((steps, R), np.nan)
     loss = np.zeros(steps)
     kw = dict(activation=activation, teacher_forcing=teacher_forcing)
-    activation_code(activation)
+    check_activation(activation)
     for s in range(steps):
         x1, d1, m1 = seq.xs[s:s + 1], seq.ds[s:s + 1], seq.mask[s:s + 1]
         grads = []

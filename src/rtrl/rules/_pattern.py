@@ -148,9 +148,9 @@ def _forward(W, z, ys_t, fp, e, ds_t, mask_t, act, n, K):
         s = 0.0
         for j in range(K):
             s += W[k, j] * z[j]
-        yk = _f(s, act)
+        yk = _f(s, act[k])
         ys_t[k] = yk
-        fp[k] = _fprime(yk, act)
+        fp[k] = _fprime(yk, act[k])
         e[k] = ds_t[k] - yk if mask_t[k] else 0.0
 
 

@@ -16,7 +16,7 @@ object holding its options, with pure functions:
 ``rule.run_compiled(W, state, xs, ds, mask, lr, act, tf, clip, wmask) -> (W, state, ys, G)``
     The compiled loop over a chunk (Numba), with the meaning of :func:`reference_run` and
     tested against it step by step. Arrays arrive C-contiguous and of one float type;
-    ``act`` is the activation's integer code, ``wmask`` None (fully connected) or (n, K);
+    ``act`` the activation codes, one per unit (int64 (n,), :func:`rtrl.activations.activation_codes`), ``wmask`` None (fully connected) or (n, K);
     nothing passed in is modified.
 
 Applying the gradient is not the rule's business: :func:`reference_run` (and each
@@ -166,9 +166,9 @@ class Rule:
         target, mask (T, n) bool, state from :meth:`init`. A batched W (B, n, K) runs B
         streams (state fields with a leading B axis). There is no fallback between engines.
         """
-        from ..activations import activation_code
+        from ..activations import activation_codes
 
-        act = activation_code(activation)
+        act = activation_codes(activation, W.shape[-2])
         if engine == "jax":
             # The JAX engine (optional extra, rtrl.jax_engine) is a ``run_jax`` method a rule may provide,
             # with the arguments of this method; batched W (B, n, K), float32/float64 and devices are its own.

@@ -95,9 +95,9 @@ def bptt_run_kernel(W, y, zs, fps, es, forced, count, h, hp, xs, ds, mask, lr, a
             s = 0.0
             for j in range(K):
                 s += W[k, j] * zr[j]
-            yk = _f(s, act)
+            yk = _f(s, act[k])
             ys[t, k] = yk
-            fps[r, k] = _fprime(yk, act)
+            fps[r, k] = _fprime(yk, act[k])
             es[r, k] = ds[t, k] - yk if mask[t, k] else 0.0
             forced[r, k] = 1.0 if (tf and mask[t, k]) else 0.0
         cnt += 1

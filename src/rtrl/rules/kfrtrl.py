@@ -160,9 +160,9 @@ def kfrtrl_run_kernel(W, y, A, u, key, count, xs, ds, mask, lr, act, tf, clip, w
         any_target = False
         nfp2 = 0.0
         for k in range(n):
-            yk = _f(_dot(W, k, 0, z, K), act)
+            yk = _f(_dot(W, k, 0, z, K), act[k])
             ys[t, k] = yk
-            c = _fprime(yk, act)
+            c = _fprime(yk, act[k])
             fp[k] = c
             nfp2 += c * c
             if mask[t, k]:

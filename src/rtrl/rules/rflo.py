@@ -210,9 +210,9 @@ def rflo_run_kernel(W, y, p, F, symmetric, tau, xs, ds, mask, lr, act, tf, clip,
         _fill_z(z, xs[t], y, m, n)  # z(t) = [x(t), 1, y(t)]
         any_target = False
         for k in range(n):
-            yk = _f(_dot(W, k, 0, z, K), act)
+            yk = _f(_dot(W, k, 0, z, K), act[k])
             ys[t, k] = yk
-            fp[k] = _fprime(yk, act)
+            fp[k] = _fprime(yk, act[k])
             if mask[t, k]:
                 e[k] = ds[t, k] - yk
                 any_target = True

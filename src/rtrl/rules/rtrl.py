@@ -102,12 +102,12 @@ class RTRL(Rule):
             wmask=None, engine="numba"):
         if W.ndim == 3 and engine == "numba" and wmask is None and W.dtype.name in self.dtypes:
             # Batched streams: the dedicated kernels (batch-innermost loops for small n).
-            from ..activations import activation_code
+            from ..activations import activation_codes
 
             c = np.ascontiguousarray
             use_blas = choose_blas(W.shape[1], self.kernel)
             W, y, P, ys, G = run_batched(c(W), c(state.y), c(state.P), c(xs), c(ds), c(mask), float(lr),
-                                         activation_code(activation), bool(teacher_forcing), use_blas, float(clip))
+                                         activation_codes(activation, W.shape[1]), bool(teacher_forcing), use_blas, float(clip))
             return W, SensitivityState(y, P), ys, G
         return super().run(W, state, xs, ds, mask, lr=lr, activation=activation, teacher_forcing=teacher_forcing,
                            clip=clip, wmask=wmask, engine=engine)

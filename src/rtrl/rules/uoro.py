@@ -232,9 +232,9 @@ def uoro_run_kernel(W, y, ytil, thetil, key, count, xs, ds, mask, lr, act, tf, c
         nfp2 = 0.0
         na2 = 0.0
         for k in range(n):
-            yk = _f(_dot(W, k, 0, z, K), act)
+            yk = _f(_dot(W, k, 0, z, K), act[k])
             ys[t, k] = yk
-            c = _fprime(yk, act)
+            c = _fprime(yk, act[k])
             fp[k] = c
             nfp2 += c * c
             if mask[t, k]:
