@@ -136,8 +136,9 @@ def test_learner_divergence_raises_and_keeps_the_state_before_the_call():
     assert net.t == 1 and np.all(np.isfinite(net.W))
 
 
-def test_learner_arithmetic_error_in_a_rule_is_divergence(monkeypatch):
-    net = rtrl.OnlineLearner(2, 1, learning_rate=0.1, rng=0)
+@pytest.mark.parametrize("rule", ["uoro", "hybrid"])  # (exact RTRL's fast step has no norm to divide by)
+def test_learner_arithmetic_error_in_a_rule_is_divergence(monkeypatch, rule):
+    net = rtrl.OnlineLearner(2, 1, learning_rate=0.1, rng=0, rule=rule)
 
     def divide(self, *args, **kwargs):
         raise ZeroDivisionError("division by zero")

@@ -55,7 +55,8 @@ def test_metadata_records_config_optimizer_version_and_extra(tmp_path, rng):
     _, meta = load_with_metadata(tmp_path / "m.npz")
     assert meta["rtrl_version"] == rtrl.__version__
     assert meta["format_version"] == FORMAT_VERSION
-    assert meta["optimizer"] == {"kind": "sgd", "learning_rate": 0.3, "clip_norm": 2.0}
+    assert meta["optimizer"] == {"kind": "sgd", "learning_rate": 0.3, "clip_norm": 2.0, "options": {},
+                                 "schedule": {"name": "constant", "options": {}}}
     assert meta["config"] == {"n_units": 4, "n_inputs": 2, "activation": "logistic", "teacher_forcing": False,
                               "engine": "numba", "n_streams": None}
     assert meta["t"] == 60

@@ -50,8 +50,8 @@ __all__ = ["save", "load", "load_with_metadata", "ModelFileError", "FORMAT_NAME"
 FORMAT_NAME = "rtrl.model"
 #: Bumped when the layout changes in a way older readers cannot understand.
 FORMAT_VERSION = 2
-#: The optimizers this version can restore (the learner does plain SGD).
-OPTIMIZERS = ("sgd",)
+#: The optimizers this version can restore (:mod:`rtrl.optim`).
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
 _ARRAYS_V1 = ("W", "y", "P", "y0")
 
@@ -172,12 +172,15 @@ def save(learner, path, *, extra=None) -> None:
 
     if not isinstance(learner, OnlineLearner):
         raise TypeError(f"learner: expected an rtrl.OnlineLearner, got {type(learner).__name__}")
+    learner._refresh()  # after forward-only steps: the rule's state as learning would resume from it
     _check_savable(learner)
     s = learner.state
     arrays = {"W": np.ascontiguousarray(s.W, dtype=np.float64), "y0": np.ascontiguousarray(learner._y0,
                                                                                          dtype=np.float64)}
     for name, value in zip(s.rule_state._fields, s.rule_state):
         arrays["state." + name] = np.ascontiguousarray(value) if np.ndim(value) else np.array(value)  # 0-d stays 0-d
+    for name, value in zip(s.opt_state._fields, s.opt_state):
+        arrays["optim." + name] = np.ascontiguousarray(value) if np.ndim(value) else np.array(value)
     if learner.weight_mask is not None:
         arrays["wmask"] = learner.weight_mask.astype(np.float64)
     config = learner.config()
@@ -188,9 +191,10 @@ def save(learner, path, *, extra=None) -> None:
         "config": {k: config[k] for k in ("n_units", "n_inputs", "activation", "teacher_forcing", "engine",
                                           "n_streams")},
         "rule": config["rule"],
-        # NOTE: the learner does plain SGD; its settings are stored as an optimizer entry
-        # of their own so that a future optimizer (with state arrays) fits the format.
-        "optimizer": {"kind": "sgd", "learning_rate": config["learning_rate"], "clip_norm": config["clip_norm"]},
+        # the optimizer's state arrays are the entries "optim.<field>"
+        "optimizer": {"kind": config["optimizer"]["name"], "learning_rate": config["learning_rate"],
+                      "clip_norm": config["clip_norm"], "options": config["optimizer"]["options"],
+                      "schedule": config["schedule"]},
         "t": int(s.t),
         "sha256": {k: _digest(v) for k, v in arrays.items()},
         "extra": {} if extra is None else extra,
@@ -210,7 +214,7 @@ def _check_savable(learner) -> None:
     """Refuse to write what :func:`load` would refuse: settings changed to invalid values after
     construction, a diverged (non-finite) state, or a state that does not fit the rule."""
     from . import rules
-    from .activations import ACTIVATIONS
+    from .activations import check_activation
     from .api import ENGINES, init_rule_states
     from .learner import LearnerState
 
@@ -223,8 +227,10 @@ def _check_savable(learner) -> None:
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float, np.floating))
                                  or not np.isfinite(clip) or clip <= 0):
             raise ValueError(f"clip_norm is {clip!r}; expected None or a finite number > 0")
-        if learner.activation not in ACTIVATIONS:
-            raise ValueError(f"activation is {learner.activation!r}; expected one of {ACTIVATIONS}")
+        try:
+            check_activation(learner.activation, learner.n_units)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"activation is {learner.activation!r} ({exc})") from None
         if not isinstance(learner.teacher_forcing, bool):
             raise ValueError(f"teacher_forcing is {learner.teacher_forcing!r}; expected a bool")
         if learner.engine not in ENGINES:
@@ -257,7 +263,18 @@ def _check_savable(learner) -> None:
             if got.dtype != want.dtype or got.shape != want.shape:
                 raise ValueError(f"the rule state's {name!r} is {got.dtype} of shape {got.shape}; rule "
                                  f"{rule.spec!r} keeps {want.dtype} of shape {want.shape}")
-        for name, a in [("W", W), ("y0", y0)] + list(zip(("state." + f for f in rs._fields), rs)):
+        ot = learner.optimizer.init(np.zeros(W.shape))
+        os_ = st.opt_state
+        if getattr(os_, "_fields", None) != ot._fields:
+            raise ValueError(f"the optimizer state has fields {getattr(os_, '_fields', type(os_).__name__)}; "
+                             f"optimizer {learner.optimizer.name!r} keeps {list(ot._fields)}")
+        for name, want, got in zip(ot._fields, ot, os_):
+            got = np.asarray(got)
+            if got.dtype != want.dtype or got.shape != want.shape:
+                raise ValueError(f"the optimizer state's {name!r} is {got.dtype} of shape {got.shape}; optimizer "
+                                 f"{learner.optimizer.name!r} keeps {want.dtype} of shape {want.shape}")
+        for name, a in ([("W", W), ("y0", y0)] + list(zip(("state." + f for f in rs._fields), rs))
+                        + list(zip(("optim." + f for f in os_._fields), os_))):
             a = np.asarray(a)
             if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} contains NaN or inf (training diverged); roll back to a good state or "
@@ -316,6 +333,9 @@ def _read(path):
             except Exception as exc:  # bad CRC, an unsupported zip feature, a broken .npy header, ...
                 raise ModelFileError(spath, f"is truncated or corrupted: an entry cannot be read "
                                      f"({type(exc).__name__}: {exc})") from None
+    odd = sorted(name for name, a in raw.items() if not isinstance(a, np.ndarray))
+    if odd:  # a zip member without the .npy suffix: NpzFile hands over its raw bytes
+        raise ModelFileError(spath, f"is not an rtrl model file: its entries {odd} are not NumPy arrays (.npy)")
     meta_arr = raw.pop("meta")
     if meta_arr.shape != () or meta_arr.dtype.kind != "U":
         raise ModelFileError(spath, "is not an rtrl model file (its 'meta' entry is not a JSON string)")
@@ -358,7 +378,9 @@ def _check(spath, raw, meta):
                              "upgrade rtrl to read it")
     if not (isinstance(n, int) and isinstance(m, int) and n >= 1 and m >= 0):
         raise ModelFileError(spath, f"has an invalid configuration (n_units={n!r}, n_inputs={m!r})")
-    if not isinstance(config.get("teacher_forcing"), bool) or not isinstance(config.get("activation"), str):
+    act = config.get("activation")
+    if not isinstance(config.get("teacher_forcing"), bool) or not (
+            isinstance(act, str) or (isinstance(act, list) and all(isinstance(a, str) for a in act))):
         raise ModelFileError(spath, f"has an invalid configuration (activation={config.get('activation')!r}, "
                              f"teacher_forcing={config.get('teacher_forcing')!r})")
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
@@ -377,6 +399,9 @@ def _check(spath, raw, meta):
     if set(raw) - set(names):
         raise ModelFileError(spath, f"is not an rtrl model file of format version {meta['format_version']}: "
                              f"unexpected entries {sorted(set(raw) - set(names))}")
+    if set(digests) - set(raw):  # e.g. a dropped 'wmask' would otherwise load as a dense network
+        raise ModelFileError(spath, f"is incomplete: the arrays {sorted(set(digests) - set(raw))} named in its "
+                             "checksums are missing")
     try:
         rule = rules.make(rule_meta["name"], **rule_meta["options"])
     except (KeyError, TypeError) as exc:
@@ -414,6 +439,7 @@ def load_with_metadata(path):
     ``"optimizer"``, ``"t"``, ``"extra"``, ...). See :func:`load`.
     """
     from .learner import LearnerState, OnlineLearner
+    from .optim import OptimizerOptionError, make_optimizer, make_schedule
 
     spath = os.fspath(path)
     raw, meta = _read(spath)
@@ -440,11 +466,33 @@ def load_with_metadata(path):
         extra = sorted(k for k in arrays if k.startswith("state.") and k[6:] not in template._fields)
         if extra:
             raise ModelFileError(spath, f"has state arrays {extra} that rule {rule.spec!r} does not keep")
+        try:
+            opt = make_optimizer(optimizer["kind"], **optimizer.get("options", {}))
+            sched_meta = optimizer.get("schedule", {"name": "constant", "options": {}})
+            sched = make_schedule(sched_meta["name"], **sched_meta["options"])
+        except (OptimizerOptionError, TypeError, KeyError, AttributeError) as exc:
+            raise ModelFileError(spath, f"has a malformed optimizer entry ({type(exc).__name__}: {exc})") from None
+        opt_template = opt.init(np.zeros(W.shape))
+        opt_fields = []
+        for name, want in zip(opt_template._fields, opt_template):
+            key = "optim." + name
+            if key not in arrays:
+                raise ModelFileError(spath, f"is incomplete: the state array {key!r} of optimizer {opt.name!r} "
+                                     "is missing")
+            a = arrays[key]
+            if a.dtype != want.dtype or a.shape != want.shape:
+                raise ModelFileError(spath, f"array {key!r}: expected {want.dtype} of shape {want.shape} for "
+                                     f"optimizer {opt.name!r}, got {a.dtype} of shape {a.shape}")
+            opt_fields.append(a)
+        extra = sorted(k for k in arrays if k.startswith("optim.") and k[6:] not in opt_template._fields)
+        if extra:
+            raise ModelFileError(spath, f"has state arrays {extra} that optimizer {opt.name!r} does not keep")
         learner = OnlineLearner.from_state(
-            LearnerState(W, type(template)(*fields), t), rule=rule, y0=arrays["y0"], weight_mask=wmask,
+            LearnerState(W, type(template)(*fields), t, type(opt_template)(*opt_fields)), rule=rule,
+            y0=arrays["y0"], weight_mask=wmask,
             learning_rate=optimizer["learning_rate"], clip_norm=optimizer.get("clip_norm"),
             activation=config["activation"], teacher_forcing=config["teacher_forcing"],
-            engine=config.get("engine", "numba"))
+            engine=config.get("engine", "numba"), optimizer=opt, schedule=sched)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError) as exc:

@@ -14,13 +14,17 @@ from numba import njit
 
 from ._validation import (check_memory, check_method, check_positive, check_random_state, check_real_array,
                           check_sequences)
-from .activations import ACTIVATION_CODES, activation_code
+from .activations import activation_codes, check_activation
 from .api import (ENGINES, RTRLState, _check_batched_sequences, check_weight_mask, init_rule_states, resolve_rule,
                   run_rule)
-from .kernels import prepare_row
+from .kernels import choose_blas, forward_kernel, prepare_row, rtrl_step_inplace, step_arena_size
 from .network import DEFAULT_WEIGHT_SCALE, _check_count, init_weights
+from .optim import SGD, Constant, EmptyState, apply_update, make_optimizer, make_schedule
 
 _NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
+_NO_FEEDBACK = np.zeros(0, dtype=np.int64)  # no input line fed back (forward_kernel)
+_NO_WMASK = np.zeros((0, 0))  # fully connected (rtrl_step_inplace)
+_NAN_ROWS: dict = {}  # n -> a row of n NaN (no target), shared read-only by the fast step
 
 __all__ = ["OnlineLearner", "LearnerState"]
 
@@ -93,14 +97,16 @@ def _check_size(n, m, B, rule) -> None:
 
 
 class LearnerState(NamedTuple):
-    """The state of a learner: weights, the learning rule's state and the step count.
+    """The state of a learner: weights, the learning rule's state, the step count and the optimizer's state.
 
-    ``y`` and (for the exact rules) ``P`` read through to the rule's state.
+    ``y`` and (for the exact rules) ``P`` read through to the rule's state. ``opt_state`` is
+    empty for SGD (:mod:`rtrl.optim`).
     """
 
     W: np.ndarray
     rule_state: tuple
     t: int
+    opt_state: tuple = EmptyState()
 
     @property
     def y(self) -> np.ndarray:
@@ -115,6 +121,32 @@ class LearnerState(NamedTuple):
                                  f"{list(self.rule_state._fields)})") from None
 
 
+class _Live:
+    """The fast step's own buffers (see :meth:`OnlineLearner.step`): two flat copies of (W, y, P, y(t+1)),
+    the current one at index ``cur``; ``dirty`` once they have moved past the learner's ``_state``."""
+
+    __slots__ = ("arena", "bufs", "views", "work", "cur", "t", "dirty")
+
+    def __init__(self, state: LearnerState):
+        W, y, P = state.W, state.rule_state.y, state.rule_state.P
+        n, K = W.shape
+        nK = n * K
+        self.arena = np.zeros((2, step_arena_size(n, K)))
+        self.bufs = (self.arena[0], self.arena[1])
+        self.views = []
+        for a in self.arena:
+            self.views.append((a[:nK].reshape(n, K), a[nK:nK + n], a[nK + n:nK + n + n * nK].reshape(n, n, K),
+                               a[nK + n + (n + 1) * nK:]))
+        Wv, yv, Pv, _ = self.views[0]
+        Wv[...] = W
+        yv[...] = y
+        Pv[...] = P
+        self.work = np.zeros((n + 1) * n + K + 4 * n)
+        self.cur = 0
+        self.t = state.t
+        self.dirty = False
+
+
 class OnlineLearner:
     """Real-time learning on a live stream, one step (or one chunk) at a time, with any learning rule.
 
@@ -125,12 +157,21 @@ class OnlineLearner:
     n_inputs : int
         Number of external input lines m (the bias line is added internally).
     learning_rate : float
-        Step size alpha of the real-time update ``W -= alpha * g(t)`` after every step.
+        Step size alpha of the real-time update ``W -= alpha * g(t)`` after every step (the
+        base rate of the optimizer and schedule below).
+    optimizer : str or rtrl.optim.Optimizer
+        What to do with each step's estimate g(t): "sgd" (the paper's update, the default),
+        "momentum", "rmsprop", "adam", or an object such as ``rtrl.optim.Adam(beta2=0.99)``.
+        Its state is part of ``state`` and of model files.
+    schedule : str or rtrl.optim.Schedule
+        Learning-rate schedule over the step count: "constant" (default), "inverse-time",
+        "cosine" (with warm restarts), e.g. ``"cosine:5000"`` or ``rtrl.optim.CosineRestarts(...)``.
     rule : str or rtrl.rules.Rule
         The learning rule that estimates g(t) = dJ(t)/dW: "rtrl" (exact, the default),
         "hybrid", "bptt", "subgroup", "snap-1", "uoro", "kf-rtrl", "rflo", "eprop", ...
         (``rtrl.rules.list_rules()``, ``docs/rules.md``).
-    activation : {"logistic", "tanh"}
+    activation : {"logistic", "tanh", "linear"} or a sequence of them (one per unit)
+        The units' f_k; e.g. ``["linear"] + ["tanh"] * 4`` for a real-valued target on unit 0.
     teacher_forcing : bool
         Units with a target feed the target forward (paper section 2.3).
     weight_scale : float
@@ -172,7 +213,13 @@ class OnlineLearner:
 
     def __init__(self, n_units, n_inputs, *, learning_rate, rule="rtrl", activation="logistic",
                  teacher_forcing=False, weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None,
-                 engine="numba", clip_norm=None, n_streams=None, weight_mask=None):
+                 engine="numba", clip_norm=None, n_streams=None, weight_mask=None, optimizer="sgd",
+                 schedule="constant"):
+        self._live = None  # the fast step's buffers, while it is in use
+        self._params = None  # [lr, clip, teacher forcing] for the fast step (rebuilt after a setting changes)
+        self._optimizer = make_optimizer(optimizer)
+        self.schedule = schedule
+        self._stale = False  # forward-only steps since the last learning step: the rule's state restarts
         self.learning_rate = learning_rate
         self.clip_norm = clip_norm
         self.activation = activation
@@ -226,7 +273,10 @@ class OnlineLearner:
             raise MemoryError(f"n_units: the state of rule {self._rule.spec!r} for n_units={n_units}, n_inputs="
                               f"{n_inputs}" + ("" if not batch else f", n_streams={batch[0]}") + " does not fit in "
                               "the memory free now; choose a smaller network or free memory") from None
-        self.state = LearnerState(W, rule_state, 0)
+        self._shape = W.shape
+        self._update_fast()
+        self.state = LearnerState(W, rule_state, 0, self._optimizer.init(W))
+        self.activation = activation  # now checked against n_units
 
     # -- validated settings ----------------------------------------------------------------------
     # Every setting that can change after construction is checked on assignment (a bad value
@@ -239,6 +289,7 @@ class OnlineLearner:
     @learning_rate.setter
     def learning_rate(self, value):
         self._learning_rate = check_positive(value, "learning_rate", allow_zero=True)
+        self._params = None
 
     @property
     def clip_norm(self) -> float | None:
@@ -247,15 +298,19 @@ class OnlineLearner:
     @clip_norm.setter
     def clip_norm(self, value):
         self._clip_norm = None if value is None else check_positive(value, "clip_norm")
+        self._params = None
 
     @property
-    def activation(self) -> str:
+    def activation(self) -> str | tuple[str, ...]:
+        """One name for every unit, or a tuple of one name per unit."""
         return self._activation
 
     @activation.setter
     def activation(self, value):
-        activation_code(value)
-        self._activation = value
+        n = self.n_units if hasattr(self, "_shape") else None  # (the constructor sets it again once n is known)
+        act = check_activation(value, n)
+        self._act_codes = None if n is None else activation_codes(act, n)
+        self._activation = act
 
     @property
     def teacher_forcing(self) -> bool:
@@ -265,6 +320,7 @@ class OnlineLearner:
     def teacher_forcing(self, value):
         if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
             self._teacher_forcing = bool(value)
+            self._params = None
         else:
             raise TypeError(f"teacher_forcing: expected a bool, got {value!r}")
 
@@ -278,6 +334,33 @@ class OnlineLearner:
         if self._rule.name == "hybrid" and value == "numpy":
             raise ValueError("rule 'hybrid' runs on a compiled engine only: engine='numba' or 'jax'")
         self._engine = value
+        self._update_fast()
+
+    @property
+    def optimizer(self):
+        """The optimizer (read-only: its state lives in ``state``; build a new learner to change it)."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value):
+        raise AttributeError("optimizer: read-only (its state was built for optimizer "
+                             f"{self._optimizer.name!r}); build a new OnlineLearner(..., optimizer=...) to change it")
+
+    @property
+    def schedule(self):
+        """The learning-rate schedule (:mod:`rtrl.optim`); may be replaced at any time."""
+        return self._schedule
+
+    @schedule.setter
+    def schedule(self, value):
+        self._schedule = make_schedule(value)
+        if hasattr(self, "_rule"):
+            self._update_fast()
+
+    @property
+    def _fused(self) -> bool:
+        """SGD at a constant rate: the update stays fused in the rule's compiled loop."""
+        return type(self._optimizer) is SGD and type(self._schedule) is Constant
 
     @property
     def rule(self):
@@ -289,14 +372,39 @@ class OnlineLearner:
         raise AttributeError("rule: read-only (the state was built for rule "
                              f"{self._rule.spec!r}); build a new OnlineLearner(..., rule=...) to change it")
 
-    # -- views of the state -------------------------------------------------------------------
+    # -- the state ------------------------------------------------------------------------------
+    @property
+    def state(self) -> LearnerState:
+        """The whole state (:class:`LearnerState`). Its arrays are never changed in place by the learner:
+        a state read once stays what it was (a snapshot), whatever the learner does next."""
+        live = self._live
+        if live is not None and live.dirty:
+            Wv, yv, Pv, _ = live.views[live.cur]
+            base = self._state
+            self._state = LearnerState(Wv.copy(), base.rule_state._replace(y=yv.copy(), P=Pv.copy()), live.t,
+                                       base.opt_state)
+            live.dirty = False
+        return self._state
+
+    @state.setter
+    def state(self, value: LearnerState):
+        self._state = value
+        self._live = None  # the fast step starts again from this state
+
+    # -- views of the state (copies while the fast step runs: never aliased to what changes) -------
     @property
     def W(self) -> np.ndarray:
-        return self.state.W
+        live = self._live
+        if live is not None and live.dirty:
+            return live.views[live.cur][0].copy()
+        return self._state.W
 
     @property
     def y(self) -> np.ndarray:
-        return self.state.y
+        live = self._live
+        if live is not None and live.dirty:
+            return live.views[live.cur][1].copy()
+        return self._state.y
 
     @property
     def P(self) -> np.ndarray:
@@ -309,20 +417,21 @@ class OnlineLearner:
 
     @property
     def t(self) -> int:
-        return self.state.t
+        live = self._live
+        return live.t if live is not None else self._state.t
 
     @property
     def n_units(self) -> int:
-        return self.state.W.shape[-2]
+        return self._shape[-2]
 
     @property
     def n_inputs(self) -> int:
-        return self.state.W.shape[-1] - 1 - self.n_units
+        return self._shape[-1] - 1 - self._shape[-2]
 
     @property
     def n_streams(self) -> int | None:
         """B for batched streams, None for a single stream."""
-        return self.state.W.shape[0] if self.state.W.ndim == 3 else None
+        return self._shape[0] if len(self._shape) == 3 else None
 
     @property
     def weight_mask(self) -> np.ndarray | None:
@@ -332,9 +441,12 @@ class OnlineLearner:
     def config(self) -> dict:
         """The learner's settings (everything but the state), as plain JSON-able values."""
         return {"n_units": self.n_units, "n_inputs": self.n_inputs, "learning_rate": self.learning_rate,
-                "activation": self.activation, "teacher_forcing": self.teacher_forcing, "engine": self.engine,
+                "activation": self.activation if isinstance(self.activation, str) else list(self.activation),
+                "teacher_forcing": self.teacher_forcing, "engine": self.engine,
                 "clip_norm": self.clip_norm, "n_streams": self.n_streams,
-                "rule": {"name": self.rule.name, "options": self.rule.options()}}
+                "rule": {"name": self.rule.name, "options": self.rule.options()},
+                "optimizer": {"name": self.optimizer.name, "options": self.optimizer.options()},
+                "schedule": {"name": self.schedule.name, "options": self.schedule.options()}}
 
     # -- learning -----------------------------------------------------------------------------
     def step(self, x, target=None, mask=None) -> np.ndarray:
@@ -344,6 +456,8 @@ class OnlineLearner:
         The state is unchanged if the arguments are rejected. Batched streams: x (B, m),
         target and mask (B, n), returns (B, n).
         """
+        if self._fast:
+            return self._fast_step(x, target, mask)
         if self.n_streams is not None:
             xs = _real(x, "x")
             if xs.shape != (self.n_streams, self.n_inputs):
@@ -385,14 +499,230 @@ class OnlineLearner:
             self._diverged(before)
         return ys[0]
 
+    def _update_fast(self) -> None:
+        """Whether :meth:`step` takes the fast step: exact RTRL with SGD at a constant rate, compiled,
+        one stream (recomputed whenever one of these settings changes)."""
+        self._fast = (hasattr(self, "_shape") and len(self._shape) == 2 and self._rule.name == "rtrl"
+                      and self._engine == "numba" and not self._stale and type(self._optimizer) is SGD
+                      and type(self._schedule) is Constant)
+
+    def _fast_step(self, x, target, mask) -> np.ndarray:
+        """:meth:`step` in one compiled call on the learner's own double buffers (``_Live``).
+
+        NOTE: the issue's goal, a step from Python at little more than its arithmetic: at n = 8 the
+        arithmetic is ~1 us, and passing arrays into and out of a compiled function costs ~0.1 us per
+        argument and ~0.25 us per array returned, so the new state is written into the second buffer
+        and committed by switching buffers (the old one stays intact until then: a rejected row or a
+        diverged step changes nothing). ``state``, ``W``, ``y`` and ``P`` hand out copies.
+        """
+        n, K = self._shape
+        x = _real(x, "x")
+        if x.shape[0] != K - 1 - n or x.ndim != 1:
+            raise ValueError(f"x: expected shape (n_inputs,) = ({K - 1 - n},), got {x.shape}")
+        if target is None:
+            if mask is not None:
+                raise ValueError("mask: given without target; pass target as well")
+            d = _NAN_ROWS.get(n)
+            if d is None:
+                d = _NAN_ROWS.setdefault(n, np.full(n, np.nan))
+        else:
+            d = _real(target, "target")
+            if d.shape != (n,):
+                raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
+        if mask is None:
+            mk = _NO_MASK
+        else:
+            mk = _bool_mask(mask, "mask")
+            if mk.shape != (n,):
+                raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk.shape}")
+        live = self._live
+        if live is None:
+            live = self._live = _Live(self._state)
+        params = self._params
+        if params is None:
+            params = self._params = np.array([self._learning_rate, self._clip_norm or 0.0,
+                                              1.0 if self._teacher_forcing else 0.0,
+                                              1.0 if choose_blas(self._shape[-2], self._rule.kernel) else 0.0])
+        cur = live.cur
+        bufs = live.bufs
+        status = rtrl_step_inplace(bufs[cur], bufs[1 - cur], x, d, mk, params, self._act_codes,
+                                   _NO_WMASK if self._wmask is None else self._wmask, live.work)
+        if status:
+            if status == 4:
+                self._diverged_at(live.t + 1)
+            raise ValueError(("x: contains NaN or inf; inputs must be finite",
+                              "target: contains inf; use NaN for 'no target'",
+                              "target: NaN where mask is True")[status - 1])
+        live.cur = 1 - cur
+        live.t += 1
+        live.dirty = True
+        return live.views[1 - cur][3].copy()
+
     def _run_checked(self, xs, ds, mask) -> np.ndarray:
         """Advance over already validated arrays xs (T, m), ds (T, n) (0 where no target), mask (T, n)."""
+        self._refresh()
+        if not self._fused:
+            return self._run_stepwise(xs, ds, mask)
         s = self.state
         W, rs, ys, _ = run_rule(self.rule, self.engine, s.W, s.rule_state, xs, ds, mask, lr=self.learning_rate,
                                 activation=self.activation, teacher_forcing=self.teacher_forcing,
                                 clip=0.0 if self.clip_norm is None else self.clip_norm, wmask=self._wmask)
-        self.state = LearnerState(W, rs, s.t + xs.shape[-2])
+        self.state = LearnerState(W, rs, s.t + xs.shape[-2], s.opt_state)
         return ys
+
+    def _run_stepwise(self, xs, ds, mask) -> np.ndarray:
+        """Any optimizer or schedule: the rule runs one step at a time with its own update off (lr = 0),
+        and the optimizer applies each step's (masked, clipped) estimate. A step without any target is
+        no update (as in the fused loops). Works on copies: ``self.state`` is replaced at the end."""
+        s = self.state
+        W = s.W.copy()
+        opt_state = type(s.opt_state)(*(np.array(a, copy=True) for a in s.opt_state))
+        rs = s.rule_state
+        T = xs.shape[-2]
+        ys = np.empty(xs.shape[:-1] + (self.n_units,))
+        clip = 0.0 if self.clip_norm is None else self.clip_norm
+        batched = W.ndim == 3
+        direct = self.engine == "numba" and not batched  # (as in _step_checked: arrays already of the kernel's kind)
+        if direct:
+            xs, ds, mask = (np.ascontiguousarray(a) for a in (xs, ds, mask))
+        for t in range(T):
+            sl = slice(t, t + 1)
+            if direct:
+                try:
+                    _, rs, y_t, g = self.rule.run_compiled(W, rs, xs[sl], ds[sl], mask[sl], 0.0, self._act_codes,
+                                                           self._teacher_forcing, 0.0, self._wmask)
+                except ZeroDivisionError:
+                    raise FloatingPointError("a norm in the rule's estimate overflowed") from None
+            else:
+                _, rs, y_t, g = run_rule(self.rule, self.engine, W, rs, xs[..., sl, :], ds[..., sl, :],
+                                         mask[..., sl, :], lr=0.0, activation=self.activation,
+                                         teacher_forcing=self.teacher_forcing, clip=0.0, wmask=self._wmask)
+            ys[..., t, :] = y_t[..., 0, :]
+            lr_t = self._learning_rate * self._schedule.factor(s.t + t)
+            for b in range(W.shape[0]) if batched else (None,):
+                has = mask[b, t] if batched else mask[t]
+                if not has.any():
+                    continue
+                gb = np.ascontiguousarray(g[b] if batched else g, dtype=np.float64)
+                if clip > 0.0:
+                    norm = np.sqrt(np.sum(gb * gb))
+                    if norm > clip:
+                        gb = gb * (clip / norm)
+                if batched:
+                    sb = type(opt_state)(*(a[b] if np.ndim(a) else a for a in opt_state))
+                    new = apply_update(self._optimizer, W[b], gb, sb, lr_t)
+                    opt_state = type(opt_state)(*(np.where(np.arange(W.shape[0]) == b, nb, a) if np.ndim(a) == 1
+                                                  else a for a, nb in zip(opt_state, new)))
+                else:
+                    opt_state = apply_update(self._optimizer, W, gb, opt_state, lr_t)
+        self.state = LearnerState(W, rs, s.t + T, opt_state)
+        return ys
+
+    def _refresh(self) -> None:
+        """After forward-only steps: the rule's state restarts from the current outputs (see :meth:`forward`)."""
+        if self._stale:
+            s = self.state
+            self.state = s._replace(rule_state=init_rule_states(self.rule, s.W, s.y.copy(), self._wmask))
+            self._stale = False
+            self._update_fast()
+
+    # -- inference ---------------------------------------------------------------------------
+    def _forward_arrays(self, xs, fb_in, fb_unit) -> np.ndarray:
+        W, y = self.state.W, self.state.y
+        if W.ndim == 3:
+            return np.stack([forward_kernel(W[b], y[b], xs[b], self._act_codes, fb_in, fb_unit)
+                             for b in range(W.shape[0])])
+        return forward_kernel(W, y, xs, self._act_codes, fb_in, fb_unit)
+
+    def _check_xs(self, xs, name="xs") -> np.ndarray:
+        lead = () if self.n_streams is None else (self.n_streams,)
+        a = _real(xs, name)
+        if a.ndim == len(lead) + 1 and a.shape[:len(lead)] == lead and self.n_inputs == 0:
+            a = a.reshape(lead + (a.shape[-1], 0))
+        if a.ndim != len(lead) + 2 or a.shape[:len(lead)] != lead or a.shape[-1] != self.n_inputs:
+            want = ", ".join(["n_streams"] * bool(lead) + ["T", "n_inputs"])
+            got_lead = f"{self.n_streams}, " if lead else ""
+            raise ValueError(f"{name}: expected shape ({want}) = ({got_lead}T, {self.n_inputs}), got {a.shape}")
+        if not _finite(a):
+            raise ValueError(f"{name}: contains NaN or inf; inputs must be finite")
+        return np.ascontiguousarray(a)
+
+    def predict(self, xs) -> np.ndarray:
+        """Outputs ys (T, n) for inputs xs (T, m), continuing from the current state, without learning.
+
+        Costs O(n K) per step (no sensitivities) and changes nothing: the learner is as before,
+        so ``predict`` may be called any number of times (a what-if). To move the network on
+        without learning, use :meth:`forward`. Batched streams: xs (B, T, m) -> (B, T, n).
+        """
+        xs = self._check_xs(xs)
+        return self._forward_arrays(xs, _NO_FEEDBACK, _NO_FEEDBACK)
+
+    def forward(self, xs) -> np.ndarray:
+        """Consume xs (T, m) without learning: the outputs and step count move on, the weights stay.
+
+        Costs O(n K) per step, like :meth:`predict` (serving a trained model at forward speed).
+        The learning rule's state (e.g. the sensitivities P) is not carried through these steps;
+        when learning resumes it restarts from the current outputs with zero sensitivities, as at
+        the start of a stream. Returns ys (T, n).
+        """
+        xs = self._check_xs(xs)
+        ys = self._forward_arrays(xs, _NO_FEEDBACK, _NO_FEEDBACK)
+        if xs.shape[-2]:
+            s = self.state
+            y_new = np.ascontiguousarray(ys[..., -1, :])
+            self.state = s._replace(rule_state=s.rule_state._replace(y=y_new), t=s.t + xs.shape[-2])
+            self._stale = True
+            self._update_fast()
+        return ys
+
+    def generate(self, steps, feedback=None, xs=None) -> np.ndarray:
+        """Run the network freely for ``steps`` steps from the current state; return ys (steps, n).
+
+        ``feedback`` says what feeds the input lines: a mapping ``{input_line: unit}`` (input line
+        ``i`` reads unit ``k``'s output of the previous step, e.g. ``{0: 0}`` for a forecaster
+        whose unit 0 predicts its own next input), a callable ``f(y) -> x`` (any map from the
+        outputs y(t) (n,) to the whole input row x(t) (m,)), or None (inputs from ``xs`` only).
+        ``xs`` (steps, m) gives the inputs not fed back (zeros if None). Costs O(n K) per step; the
+        learner itself is unchanged. Single stream only.
+        """
+        if self.n_streams is not None:
+            raise ValueError("generate: runs a single stream; index the batched state, or use predict()")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"steps: expected an integer >= 0, got {steps!r}")
+        m, n = self.n_inputs, self.n_units
+        given_xs = xs is not None
+        xs = np.zeros((int(steps), m)) if xs is None else self._check_xs(xs)
+        if xs.shape[0] != steps:
+            raise ValueError(f"xs: expected {steps} rows (one per step), got {xs.shape[0]}")
+        if callable(feedback):
+            if given_xs:
+                raise ValueError("xs: not used with a callable feedback (it returns the whole input row); "
+                                 "leave xs out, or pass feedback as a mapping {input_line: unit}")
+            W, y = self.state.W, self.state.y.copy()
+            ys = np.empty((int(steps), n))
+            for t in range(int(steps)):
+                x = _real(feedback(y.copy()), "feedback(y)")
+                if x.shape != (m,) or not _finite(x):
+                    raise ValueError(f"feedback(y): expected {m} finite inputs (n_inputs,), got {x.shape} "
+                                     f"{'with NaN or inf' if x.shape == (m,) else ''}".rstrip())
+                y = forward_kernel(W, y, x[None, :], self._act_codes, _NO_FEEDBACK, _NO_FEEDBACK)[0]
+                ys[t] = y
+            return ys
+        if feedback is None:
+            fb_in = fb_unit = _NO_FEEDBACK
+        else:
+            try:
+                pairs = sorted(dict(feedback).items())
+            except (TypeError, ValueError):
+                raise TypeError(f"feedback: expected a mapping {{input_line: unit}}, a callable or None, "
+                                f"got {type(feedback).__name__}") from None
+            for i, k in pairs:
+                for v, what, hi in ((i, "input line", m), (k, "unit", n)):
+                    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < hi:
+                        raise ValueError(f"feedback: {what} {v!r} out of range; expected an integer in [0, {hi})")
+            fb_in = np.array([i for i, _ in pairs], dtype=np.int64)
+            fb_unit = np.array([k for _, k in pairs], dtype=np.int64)
+        return forward_kernel(self.state.W, self.state.y, xs, self._act_codes, fb_in, fb_unit)
 
     def _step_checked(self, xs, ds, mask) -> np.ndarray:
         """One step from already validated arrays xs (1, m), ds (1, n) (0 where no target), mask (1, n).
@@ -401,14 +731,15 @@ class OnlineLearner:
         stream command); returns ys (1, n).
         """
         s = self.state
-        if self.engine == "numba" and s.W.ndim == 2:  # (the learner's arrays are float64: every rule has it)
+        if self.engine == "numba" and s.W.ndim == 2 and self._fused and not self._stale:
+            # (the learner's arrays are float64: every rule has it)
             # NOTE: the per-call fast path (issue: one step from Python should cost little more than
             # the kernel): the state is already contiguous and of the kernel's type, so the compiled
             # loop is called directly, with the same arguments Rule.run would pass.
             W, rs, ys, _ = self.rule.run_compiled(s.W, s.rule_state, xs, ds, mask, self._learning_rate,
-                                                  ACTIVATION_CODES[self.activation], self.teacher_forcing,
+                                                  self._act_codes, self.teacher_forcing,
                                                   0.0 if self._clip_norm is None else self._clip_norm, self._wmask)
-            self.state = LearnerState(W, rs, s.t + 1)
+            self.state = LearnerState(W, rs, s.t + 1, s.opt_state)
             return ys
         return self._run_checked(xs, ds, mask)
 
@@ -439,6 +770,9 @@ class OnlineLearner:
         """Roll back to ``before`` and raise: the state became NaN or inf (never returned silently)."""
         t = self.state.t
         self.state = before
+        self._diverged_at(t)
+
+    def _diverged_at(self, t):
         lr = self.learning_rate
         raise ValueError(f"learning_rate: training diverged by step {t} (the weights or the rule's state became "
                          f"NaN or inf); the learner keeps its state from before this call. Lower the learning rate "
@@ -447,7 +781,8 @@ class OnlineLearner:
     # -- model files ---------------------------------------------------------------------------
     @classmethod
     def from_state(cls, state, *, learning_rate, rule="rtrl", activation="logistic", teacher_forcing=False,
-                   y0=None, engine="numba", clip_norm=None, weight_mask=None) -> "OnlineLearner":
+                   y0=None, engine="numba", clip_norm=None, weight_mask=None, optimizer="sgd",
+                   schedule="constant") -> "OnlineLearner":
         """A learner that continues from ``state``, e.g. one read from a file.
 
         ``state`` is a :class:`LearnerState` (W, rule_state, t) of the given rule, or for the
@@ -468,7 +803,8 @@ class OnlineLearner:
         n, K = W.shape[-2:]
         net = cls(n, K - 1 - n, learning_rate=learning_rate, rule=rule, activation=activation,
                   teacher_forcing=teacher_forcing, W=W, y0=y0, engine=engine, clip_norm=clip_norm,
-                  n_streams=batch[0] if batch else None, weight_mask=weight_mask)
+                  n_streams=batch[0] if batch else None, weight_mask=weight_mask, optimizer=optimizer,
+                  schedule=schedule)
         template = net.state.rule_state
         rs = state.rule_state
         if not isinstance(rs, tuple) or getattr(rs, "_fields", None) != template._fields:
@@ -486,7 +822,23 @@ class OnlineLearner:
         t = state.t
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
             raise ValueError(f"state.t: expected an integer >= 0, got {t!r}")
-        net.state = LearnerState(net.state.W, type(template)(*arrays), int(t))
+        opt_template = net.state.opt_state
+        os_ = state.opt_state
+        if len(os_) == 0 and len(opt_template):
+            os_ = opt_template  # a state without the optimizer's: it starts afresh
+        if not isinstance(os_, tuple) or getattr(os_, "_fields", None) != opt_template._fields:
+            raise ValueError(f"state: expected the state of optimizer {net.optimizer.name!r} with fields "
+                             f"{list(opt_template._fields)}, got {getattr(os_, '_fields', type(os_).__name__)}")
+        opt_arrays = []
+        for name, want, got in zip(opt_template._fields, opt_template, os_):
+            check_real_array(got, f"state.opt_state.{name}")
+            a = np.array(got, dtype=want.dtype)
+            if a.shape != want.shape:
+                raise ValueError(f"state: expected optimizer {name} of shape {want.shape}, got {a.shape}")
+            if (a.dtype.kind == "f" and not np.all(np.isfinite(a))) or (a.dtype.kind == "i" and np.any(a < 0)):
+                raise ValueError(f"state: optimizer {name} contains NaN, inf or a negative count")
+            opt_arrays.append(a)
+        net.state = LearnerState(net.state.W, type(template)(*arrays), int(t), type(opt_template)(*opt_arrays))
         return net
 
     def save(self, path, *, extra=None) -> None:
@@ -501,7 +853,9 @@ class OnlineLearner:
     def reset_state(self) -> None:
         """Start a new sequence: outputs back to y0 and the rule's state to its start; weights are kept."""
         s = self.state
-        self.state = LearnerState(s.W, init_rule_states(self.rule, s.W, self._y0.copy(), self._wmask), s.t)
+        self.state = s._replace(rule_state=init_rule_states(self.rule, s.W, self._y0.copy(), self._wmask))
+        self._stale = False
+        self._update_fast()
 
     def __repr__(self) -> str:
         streams = "" if self.n_streams is None else f", n_streams={self.n_streams}"

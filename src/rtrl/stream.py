@@ -57,7 +57,7 @@ _RANGES = {"logistic": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 #: ``_`` separators, no hexadecimal), an optional sign, fraction and exponent, or nan / inf /
 #: infinity in any case, with optional spaces or tabs around.
 NUMBER = re.compile(r"[ \t]*[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf(?:inity)?)[ \t]*",
-                    re.IGNORECASE)
+                    re.IGNORECASE | re.ASCII)  # ASCII: IGNORECASE alone lets "ınf" (dotless i) match
 
 
 def _number(cell: str):
@@ -190,16 +190,17 @@ def read_lines(f, max_bytes=MAX_LINE_BYTES):
     """
     readline = f.readline
     while True:
-        line = readline(max_bytes + 1)
+        line = readline(max_bytes + 2)  # room for the terminator, \n or \r\n (not counted in the limit)
         if not line:
             return
-        if len(line) > max_bytes and not line.endswith(b"\n"):
+        end = 2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0
+        if len(line) - end > max_bytes:
             n = len(line)
-            while True:  # drop the rest of the overlong line
-                more = readline(1 << 16)
-                n += len(more)
-                if not more or more.endswith(b"\n"):
+            while not line.endswith(b"\n"):  # drop the rest of the overlong line
+                line = readline(1 << 16)
+                if not line:
                     break
+                n += len(line)
             yield _LongLine(n)
         else:
             yield line
