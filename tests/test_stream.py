@@ -168,7 +168,7 @@ def test_bad_row_skip_mode_leaves_state_alone(rng, bad, column, fragment):
 def test_targets_outside_activation_range_are_bad_rows_or_clipped_and_counted(rng):
     text = "a,b,d\n0.1,0.2,0.5\n0.3,0.4,1e308\n0.5,0.6,0.25\n0.7,0.8,-2\n0.9,1.0,1\n"
     with pytest.raises(BadRowError, match=r"line 3, column 'd': target 1e308 is outside the range \[0, 1\] of "
-                                          r"logistic units.*--clip-targets"):
+                                          r"its logistic unit.*--clip-targets"):
         Stream(_net(), ("a", "b"), ("d",)).run(io.StringIO(text), io.BytesIO())
     skipped, ref = _net(), _net()
     result, _ = _run(text, skipped, on_bad_row="skip")
@@ -183,7 +183,7 @@ def test_targets_outside_activation_range_are_bad_rows_or_clipped_and_counted(rn
     # tanh units: [-1, 1]
     tanh = _net(activation="tanh")
     result, _ = _run("a,b,d\n0,0,-1\n0,0,-0.5\n0,0,-1.0000001\n", tanh, on_bad_row="skip")
-    assert result.bad_rows == 1 and "outside the range [-1, 1] of tanh units" in result.bad_examples[0]
+    assert result.bad_rows == 1 and "outside the range [-1, 1] of its tanh unit" in result.bad_examples[0]
 
 
 def _diverging_text():

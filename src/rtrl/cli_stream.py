@@ -18,7 +18,7 @@ import sys
 from .activations import ACTIVATIONS
 from .api import ENGINES
 
-__all__ = ["add_parser", "main_stream"]
+__all__ = ["add_parser", "main_stream", "main_predict"]
 
 DESCRIPTION = """\
 Learn online with real-time RTRL from CSV rows (a file with a header, or stdin with -).
@@ -54,7 +54,27 @@ def add_parser(subparsers) -> None:
                    help="number of units n, target units included (default: number of targets + 4)")
     p.add_argument("--lr", type=float, metavar="A",
                    help="learning rate (default 0.1); with --model/--resume it overrides the saved one")
-    p.add_argument("--activation", choices=ACTIVATIONS, help="unit activation (default logistic)")
+    p.add_argument("--activation", metavar="NAME[,NAME...]",
+                   help=f"unit activation, one of {', '.join(ACTIVATIONS)}, for every unit or a comma list of one "
+                        "per unit (default logistic)")
+    p.add_argument("--output-activation", metavar="NAME",
+                   help="activation of the target units only (e.g. linear for raw real-valued targets); the other "
+                        "units keep --activation")
+    p.add_argument("--optimizer", metavar="NAME",
+                   help="sgd (default), momentum, rmsprop or adam (rtrl.optim); e.g. --optimizer adam --lr 1e-3")
+    p.add_argument("--optimizer-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the optimizer, e.g. beta2=0.99 for adam (repeatable)")
+    p.add_argument("--schedule", metavar="SPEC",
+                   help="learning-rate schedule: constant (default), inverse-time:STEPS, cosine:PERIOD (warm "
+                        "restarts); with --model/--resume it replaces the saved one")
+    p.add_argument("--schedule-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the schedule, e.g. mult=2 or floor=0.1 for cosine (repeatable)")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise inputs and targets online (running mean and standard deviation, saved in "
+                        "checkpoints) and write predictions in the data's units; use with linear target units")
+    p.add_argument("--no-learn", action="store_true",
+                   help="serve a model (--model or --resume): predict at forward cost, the weights stay "
+                        "(target columns are not read); the same as rtrl predict")
     p.add_argument("--teacher-forcing", action=argparse.BooleanOptionalAction, default=None,
                    help="feed targets forward in place of the target units' outputs (default off)")
     p.add_argument("--clip-norm", type=float, metavar="C",
@@ -84,6 +104,7 @@ def add_parser(subparsers) -> None:
                         "rows in a row (default 100; 0: never)")
     p.add_argument("--out", default="-", metavar="FILE|-", help="prediction CSV (default - for stdout)")
     p.set_defaults(func=main_stream)
+    add_predict_parser(subparsers)
 
 
 def _fail(message, code=2) -> int:
@@ -118,10 +139,64 @@ def _build_learner(args, n_inputs, n_targets):
         check_positive(args.lr, "--lr", allow_zero=True)
     if args.clip_norm is not None:
         check_positive(args.clip_norm, "--clip-norm")
-    return OnlineLearner(args.units if args.units is not None else n_targets + 4, n_inputs,
+    n = args.units if args.units is not None else n_targets + 4
+    return OnlineLearner(n, n_inputs,
                          learning_rate=0.1 if args.lr is None else args.lr, rule=_rule(args),
-                         activation=args.activation or "logistic", teacher_forcing=bool(args.teacher_forcing),
-                         rng=args.seed, engine=args.engine or "numba", clip_norm=args.clip_norm)
+                         activation=_activation(args, n, n_targets), teacher_forcing=bool(args.teacher_forcing),
+                         rng=args.seed, engine=args.engine or "numba", clip_norm=args.clip_norm,
+                         optimizer=_optimizer(args) or "sgd", schedule=_schedule(args) or "constant")
+
+
+def _activation(args, n, n_targets):
+    """--activation (one name, or a comma list of n names) and --output-activation, as the learner takes them."""
+    from .activations import check_activation
+
+    given = args.activation or "logistic"
+    names = [a.strip() for a in given.split(",")]
+    try:
+        act = check_activation(names[0] if len(names) == 1 else names, n)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--activation {given}: {str(exc).split(': ', 1)[-1]}") from None
+    if args.output_activation is not None:
+        try:
+            check_activation(args.output_activation)
+        except ValueError:
+            raise ValueError(f"--output-activation: expected one of {ACTIVATIONS}, got "
+                             f"{args.output_activation!r}") from None
+        per_unit = [act] * n if isinstance(act, str) else list(act)
+        per_unit[:n_targets] = [args.output_activation] * n_targets
+        act = check_activation(per_unit, n)
+    return act
+
+
+def _optimizer(args):
+    """The optimizer of --optimizer/--optimizer-option, or None if neither is given."""
+    from .optim import make_optimizer
+    from .rules import parse_rule_options
+
+    if args.optimizer is None and not args.optimizer_option:
+        return None
+    if args.optimizer is None:
+        raise ValueError("--optimizer-option needs --optimizer NAME")
+    try:
+        return make_optimizer(args.optimizer, **parse_rule_options(args.optimizer_option, flag="--optimizer-option"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--optimizer {args.optimizer}: {exc}") from None
+
+
+def _schedule(args):
+    """The schedule of --schedule/--schedule-option, or None if neither is given."""
+    from .optim import make_schedule
+    from .rules import parse_rule_options
+
+    if args.schedule is None and not args.schedule_option:
+        return None
+    if args.schedule is None:
+        raise ValueError("--schedule-option needs --schedule NAME")
+    try:
+        return make_schedule(args.schedule, **parse_rule_options(args.schedule_option, flag="--schedule-option"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--schedule {args.schedule}: {exc}") from None
 
 
 def _rule(args, *, seed=True):
@@ -138,12 +213,29 @@ def _rule(args, *, seed=True):
 
 def _check_loaded(args, learner, path):
     """Reject network flags that contradict a loaded model; apply optimizer overrides (--lr, --clip-norm)."""
+    from .activations import describe
+
+    act = None
+    if args.activation is not None or args.output_activation is not None:
+        act = _activation(args, learner.n_units, len(getattr(args, "_targets", None) or ()) or 1)
     for flag, given, saved in (("--units", args.units, learner.n_units),
-                               ("--activation", args.activation, learner.activation),
+                               ("--activation", act, learner.activation),
                                ("--teacher-forcing", args.teacher_forcing, learner.teacher_forcing)):
         if given is not None and given != saved:
+            if flag == "--activation":
+                given, saved = describe(given), describe(saved)
             raise ValueError(f"{flag} {given} contradicts the model in {path} ({saved}); drop the flag or "
                              "start a new model")
+    opt = _optimizer(args)
+    if opt is not None and opt != learner.optimizer:
+        raise ValueError(f"--optimizer {opt.name} {opt.options()} contradicts the model in {path} (optimizer "
+                         f"{learner.optimizer.name} {learner.optimizer.options()}, whose state it keeps); drop the "
+                         "flag or start a new model")
+    sched = _schedule(args)
+    if sched is not None and sched != learner.schedule:
+        _note(f"schedule {learner.schedule.name} {learner.schedule.options()} from {path} replaced by --schedule "
+              f"{sched.name} {sched.options()}")
+        learner.schedule = sched
     if args.rule is not None or args.rule_option:
         from .rules import parse_rule_options
 
@@ -184,10 +276,13 @@ def main_stream(args) -> int:
         return _fail("--every needs --checkpoint PATH")
     if args.resume and not args.checkpoint:
         return _fail("--resume needs --checkpoint PATH")
+    if args.no_learn and not (args.model or (args.resume and os.path.exists(args.checkpoint))):
+        return _fail("--no-learn serves a trained model: give --model PATH (or --resume with an existing "
+                     "--checkpoint)")
     try:
         inputs = None if args.inputs is None else parse_columns(args.inputs, "--inputs")
         targets = None if args.targets is None else parse_columns(args.targets, "--targets")
-        learner, info = None, None
+        learner, info, model_info = None, None, None
         if args.resume and os.path.exists(args.checkpoint):
             learner, meta = load_with_metadata(args.checkpoint)
             info = checkpoint_info(meta)
@@ -199,14 +294,23 @@ def main_stream(args) -> int:
                 if given is not None and given != saved:
                     return _fail(f"{flag} {','.join(given)} differs from the checkpoint's {','.join(saved)}")
             inputs, targets = tuple(info["inputs"]), tuple(info["targets"])
+            args._targets = targets
             _check_loaded(args, learner, args.checkpoint)
+            model_info = info
         else:
             if args.resume:
                 _note(f"no checkpoint at {args.checkpoint} yet: starting at row 1")
-            if inputs is None or targets is None:
-                return _fail("--inputs and --targets are required (unless resuming from a checkpoint)")
             if args.model:
-                learner, _ = load_with_metadata(args.model)
+                learner, meta = load_with_metadata(args.model)
+                model_info = checkpoint_info(meta)
+                if model_info is not None:  # a stream's checkpoint: its columns are the defaults
+                    inputs = inputs or tuple(model_info["inputs"])
+                    targets = targets or tuple(model_info["targets"])
+            if inputs is None or targets is None:
+                return _fail("--inputs and --targets are required (unless resuming from a checkpoint, or "
+                             "starting from a stream's checkpoint with --model)")
+            args._targets = targets
+            if args.model:
                 _check_loaded(args, learner, args.model)
                 if learner.n_inputs != len(inputs):
                     return _fail(f"the model in {args.model} has {learner.n_inputs} input lines, "
@@ -234,6 +338,7 @@ def main_stream(args) -> int:
                         on_bad_row=args.on_bad_row, source=source, out_path=out_path, run_info=run_info,
                         clip_targets=args.clip_targets,
                         saturation_rows=SATURATION_ROWS if args.saturation_rows is None else args.saturation_rows,
+                        learn=not args.no_learn, standardize=_standardize(args, model_info, inputs, targets),
                         **counts)
     except ModelFileError as exc:
         return _fail(f"cannot read model file {exc}")
@@ -249,6 +354,56 @@ def main_stream(args) -> int:
         return _run(args, stream, info, source, out_path)
     finally:
         stream.close()
+
+
+def _standardize(args, model_info, inputs, targets):
+    """--standardize against what a loaded stream checkpoint kept: True/False, or the saved statistics."""
+    from .preprocessing import RunningStandardizer
+
+    saved = (model_info or {}).get("standardize")
+    if saved is None:
+        if args.standardize and model_info is not None and args.resume:
+            raise ValueError("--standardize: the checkpoint was made without it (its model learned raw values); "
+                             "drop the flag or start a new model")
+        return bool(args.standardize)
+    if args.standardize is False:
+        raise ValueError("--no-standardize: the model was trained on standardised values (its statistics are in "
+                         "the file); drop the flag")
+    if list(model_info["inputs"]) != list(inputs) or list(model_info["targets"]) != list(targets):
+        raise ValueError("--inputs/--targets: the model's standardisation statistics belong to its columns "
+                         f"{model_info['inputs']} -> {model_info['targets']}; name the same columns")
+    try:
+        return (RunningStandardizer.from_dict(saved["inputs"], len(inputs)),
+                RunningStandardizer.from_dict(saved["targets"], len(targets)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the model file's standardisation record is damaged ({exc})") from None
+
+
+def add_predict_parser(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="serve a saved model on CSV rows at forward speed (no learning)",
+                              description="Predict with a saved model (a stream checkpoint or any model file), one "
+                                          "line per CSV row, without learning: each row costs O(n K), not the "
+                                          "learning rule's step. Equivalent to rtrl stream --model MODEL --no-learn. "
+                                          "Inputs, targets and standardisation default to the checkpoint's.")
+    p.add_argument("model", metavar="MODEL", help="model file (e.g. a checkpoint of rtrl stream)")
+    p.add_argument("input", nargs="?", default="-", metavar="INPUT|-", help="CSV file, or - for stdin (default)")
+    p.add_argument("--inputs", metavar="COLS", help="input columns (default: the checkpoint's)")
+    p.add_argument("--targets", metavar="COLS",
+                   help="names of the predicted columns, target unit i for name i (default: the checkpoint's)")
+    p.add_argument("--on-bad-row", choices=("error", "skip"), default="error")
+    p.add_argument("--out", default="-", metavar="FILE|-", help="prediction CSV (default - for stdout)")
+    p.set_defaults(func=main_predict)
+
+
+def main_predict(args) -> int:
+    """``rtrl predict``: ``rtrl stream --model MODEL --no-learn`` with everything else at its default."""
+    full = argparse.Namespace(
+        input=args.input, inputs=args.inputs, targets=args.targets, units=None, lr=None, activation=None,
+        output_activation=None, optimizer=None, optimizer_option=[], schedule=None, schedule_option=[],
+        standardize=None, no_learn=True, teacher_forcing=None, clip_norm=None, seed=0, engine=None, rule=None,
+        rule_option=[], model=args.model, checkpoint=None, every=0, resume=False, on_bad_row=args.on_bad_row,
+        clip_targets=False, saturation_rows=None, out=args.out)
+    return main_stream(full)
 
 
 def _flagged(exc, args) -> str:

@@ -363,11 +363,22 @@ class Stream:
         started: the seed and the settings it resolved).
     log : callable, optional
         Receives notes (one line each); default writes to stderr.
+    learn : bool
+        True (default): learn from every row. False: serve the model: predict at forward cost
+        (:meth:`rtrl.OnlineLearner.forward`), the weights stay; target columns are not read.
+    standardize : bool or (RunningStandardizer, RunningStandardizer)
+        Standardise the input and target columns online with running means and standard
+        deviations (:mod:`rtrl.preprocessing`): the network sees standardised values, and the
+        predictions are written back in the data's units. A pair (inputs, targets) continues
+        saved statistics (a checkpoint's). Inputs and targets are standardised with the
+        statistics that include their row (so the first target is 0, not a raw value); the
+        prediction for a row is written back with the target statistics from before that row
+        (it cannot have seen its target). Saved in checkpoints.
     """
 
     def __init__(self, learner, inputs, targets, *, checkpoint=None, every=0, on_bad_row="error", rows_read=0,
                  bad_rows=0, source="-", out_path=None, run_info=None, log=None, clip_targets=False,
-                 clipped_targets=0, saturation_rows=SATURATION_ROWS):
+                 clipped_targets=0, saturation_rows=SATURATION_ROWS, learn=True, standardize=False):
         from .learner import OnlineLearner
 
         if not isinstance(learner, OnlineLearner):
@@ -411,6 +422,22 @@ class Stream:
         self._out_is_file = False
         self._lock = None
         self.last_checkpoint = None
+        self.learn = bool(learn)
+        from .preprocessing import RunningStandardizer
+
+        if isinstance(standardize, tuple):
+            sx, sd = standardize
+            if not (isinstance(sx, RunningStandardizer) and isinstance(sd, RunningStandardizer)
+                    and sx.size == len(self.inputs) and sd.size == len(self.targets)):
+                raise ValueError(f"standardize: expected (RunningStandardizer({len(self.inputs)}), "
+                                 f"RunningStandardizer({len(self.targets)})) for the inputs and targets")
+            self.scalers = (sx, sd)
+        elif standardize is True:
+            self.scalers = (RunningStandardizer(len(self.inputs)), RunningStandardizer(len(self.targets)))
+        elif standardize is False or standardize is None:
+            self.scalers = None
+        else:
+            raise TypeError(f"standardize: expected a bool or a pair of RunningStandardizer, got {standardize!r}")
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, reason="stop requested") -> None:
@@ -500,6 +527,8 @@ class Stream:
                 # the resume point of the output file; None for stdout, a pipe or a device (nothing to cut back)
                 "out_bytes": self._out_bytes if self.out_path is not None and self._out_is_file else None,
                 "run": self.run_info}
+        if self.scalers is not None:
+            info["standardize"] = {"inputs": self.scalers[0].to_dict(), "targets": self.scalers[1].to_dict()}
         try:
             self.learner.save(self.checkpoint, extra={CHECKPOINT_KEY: info})
         except OSError as exc:
@@ -653,10 +682,18 @@ class Stream:
         header = [h.strip() for h in header]
         n_fields = len(header)
         in_idx = [self._column(header, c, "inputs") for c in self.inputs]
-        tg_idx = [self._column(header, c, "targets") for c in self.targets]
-        lo, hi = _RANGES.get(learner.activation, (-math.inf, math.inf))
-        bounds = (lo, hi)
-        lo_in, hi_in, saturation = lo + SATURATION_EPS, hi - SATURATION_EPS, self.saturation_rows > 0
+        # (serving, --no-learn: the target columns are not read, and need not be there)
+        tg_idx = [self._column(header, c, "targets") for c in self.targets] if self.learn else []
+        acts = ([learner.activation] * k_out if isinstance(learner.activation, str)
+                else list(learner.activation[:k_out]))
+        bounds = [_RANGES.get(a, (-math.inf, math.inf)) for a in acts]  # per target unit
+        lo = [b[0] for b in bounds]
+        hi = [b[1] for b in bounds]
+        lo_in = [v + SATURATION_EPS for v in lo]
+        hi_in = [v - SATURATION_EPS for v in hi]
+        saturation = self.saturation_rows > 0 and self.learn and any(math.isfinite(v) for v in lo + hi)
+        scalers = self.scalers
+        raw_d = np.zeros(k_out)  # the targets as read (standardisation)
 
         # Reused row buffers: x (1, m), d (1, n) with 0 where no target, mask (1, n).
         x = np.zeros((1, m))
@@ -682,7 +719,14 @@ class Stream:
                     to_skip -= 1
                     continue
                 rec = self._fields(text, line)
-                clipped = self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi)
+                if scalers is not None:
+                    # the target statistics with this row's targets (a copy: a bad row changes nothing)
+                    t_stats = scalers[1].copy()
+                    clipped = self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row,
+                                          lo, hi, raw_d, t_stats)
+                else:
+                    clipped = self._parse(rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row,
+                                          lo, hi)
             except BadRowError as err:
                 if to_skip:  # a row the checkpoint already consumed (and counted as bad)
                     to_skip -= 1
@@ -703,7 +747,22 @@ class Stream:
                         self.save_checkpoint()
                 continue
             self.clipped_targets += clipped
+            if scalers is not None:
+                t_before = scalers[1].copy()  # the prediction for this row cannot have seen its target
+                scalers[0].update(x_row)
+                x_row[:] = scalers[0].transform(x_row)
+                if self.learn:
+                    scalers = self.scalers = (scalers[0], t_stats)
 
+            if not self.learn:
+                ys = learner.forward(x)
+                preds = ys[0, :k_out]
+                preds = (t_before.inverse(preds) if scalers is not None else preds).tolist()
+                self.rows_read += 1
+                write(f"{self.rows_read},{','.join(map(repr, preds))}\n")
+                if self.every and self.rows_read % self.every == 0:
+                    self.save_checkpoint()
+                continue
             before = learner.state
             try:
                 ys = learner._step_checked(x, d, mask)
@@ -720,7 +779,7 @@ class Stream:
                     raise DivergedError(st.t, line, learner.learning_rate)
             preds = ys[0, :k_out].tolist()
             # (the cheap test first: an output near a bound, or a streak going on)
-            if saturation and (pinned or min(preds) <= lo_in or max(preds) >= hi_in):
+            if saturation and (pinned or any(p <= a or p >= b for p, a, b in zip(preds, lo_in, hi_in))):
                 hit = self._pinned(preds, d_row, mask_row, bounds)
                 if hit is None:
                     pinned = 0  # the streak (if any) ended: a deferred checkpoint is saved below
@@ -729,8 +788,10 @@ class Stream:
                     if pinned >= self.saturation_rows:
                         j, bound = hit
                         raise SaturatedError(st.t, line, learner.learning_rate, self.targets[j], bound,
-                                             learner.activation, pinned)
+                                             acts[j], pinned)
             self.rows_read += 1
+            if scalers is not None:
+                preds = t_before.inverse(preds).tolist()  # in the data's units (the statistics before this row)
             write(f"{self.rows_read},{','.join(map(repr, preds))}\n")
             if save_due or (self.every and self.rows_read % self.every == 0):
                 if pinned:
@@ -748,7 +809,7 @@ class Stream:
             if not mask_row[j]:
                 continue
             any_target = True
-            for b in bounds:
+            for b in bounds[j]:
                 if abs(y - b) <= SATURATION_EPS and abs(d_row[j] - b) > 1e-6:
                     return j, b
         return None if any_target else False
@@ -760,9 +821,13 @@ class Stream:
             raise StreamError(f"--{what}: column {name!r} {problem} the CSV header; the header has {header}")
         return hits[0]
 
-    def _parse(self, rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi):
+    def _parse(self, rec, line, n_fields, in_idx, tg_idx, header, x_row, d_row, mask_row, lo, hi, raw_d=None,
+               t_stats=None):
         """Fill the row buffers from one CSV record, or raise BadRowError (buffers are then junk).
 
+        ``lo``, ``hi``: the range of each target unit. With ``raw_d`` (standardisation) the targets
+        as read go there, ``t_stats`` (a RunningStandardizer) is updated with them and the
+        standardised ones go into ``d_row``.
         Returns how many targets were clipped to [lo, hi] (only with ``clip_targets``).
         """
         clipped = 0
@@ -794,13 +859,21 @@ class Stream:
                 raise BadRowError(line, header[i], f"target is {cell.strip()!r}; use an empty cell or NaN for "
                                   "'no target'")
             else:
-                if not lo <= v <= hi:
+                if raw_d is not None:
+                    raw_d[j] = v
+                    v = t_stats.add_one(j, v)
+                lo_j, hi_j = lo[j], hi[j]
+                if not lo_j <= v <= hi_j:
                     if not self.clip_targets:
+                        act = self.learner.activation
+                        what = "standardised target" if raw_d is not None else "target"
                         raise BadRowError(
-                            line, header[i], f"target {cell.strip()} is outside the range [{lo:g}, {hi:g}] of "
-                            f"{self.learner.activation} units: it can never be reached and would drive the weights "
-                            "without bound; rescale the targets, or clip them to the range (--clip-targets)")
-                    v = lo if v < lo else hi
+                            line, header[i], f"{what} {cell.strip() if raw_d is None else f'{v:g}'} is outside the "
+                            f"range [{lo_j:g}, {hi_j:g}] of its {act if isinstance(act, str) else act[j]} unit: it "
+                            "can never be reached and would drive the weights without bound; rescale the targets, "
+                            "give the target units a linear activation (--output-activation linear), or clip them "
+                            "to the range (--clip-targets)")
+                    v = lo_j if v < lo_j else hi_j
                     clipped += 1
                 mask_row[j] = True
                 d_row[j] = v
