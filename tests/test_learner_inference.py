@@ -127,11 +127,17 @@ def test_predict_refuses_bad_inputs():
         net.predict(np.array([[0.0, np.nan]]))
 
 
-@pytest.mark.parametrize("n,m,tf,clip,masked,kernel", [(8, 2, False, None, False, "auto"),
-                                                      (5, 3, True, 0.3, True, "auto"),
-                                                      (3, 0, False, None, False, "loops"),
-                                                      (4, 1, True, None, False, "blas")])
-def test_the_fast_step_equals_the_compiled_loop_bit_for_bit(n, m, tf, clip, masked, kernel):
+@pytest.mark.parametrize("n,m,tf,clip,masked,kernel,opt,sched", [
+    (8, 2, False, None, False, "auto", "sgd", "constant"),
+    (5, 3, True, 0.3, True, "auto", "sgd", "constant"),
+    (3, 0, False, None, False, "loops", "sgd", "constant"),
+    (4, 1, True, None, False, "blas", "sgd", "constant"),
+    (8, 2, False, 0.2, True, "auto", "adam", "cosine:30"),
+    (5, 3, True, 0.5, False, "loops", "momentum", "constant"),
+    (4, 2, False, 0.5, False, "auto", rtrl.optim.Momentum(0.5, nesterov=True), "inverse-time:7"),
+    (6, 1, True, None, True, "blas", "rmsprop", "constant")])
+def test_the_fast_step_equals_the_compiled_loop_bit_for_bit(n, m, tf, clip, masked, kernel, opt, sched):
+    """The fast step against partial_fit (the fused loop for SGD, the rule plus the optimizer for the others)."""
     rng = np.random.default_rng(n)
     T = 80
     xs = rng.standard_normal((T, m))
@@ -140,7 +146,7 @@ def test_the_fast_step_equals_the_compiled_loop_bit_for_bit(n, m, tf, clip, mask
     wmask = (rng.random((n, m + 1 + n)) < 0.7) if masked else None
     act = [("linear", "tanh", "logistic")[k % 3] for k in range(n)]
     kw = dict(learning_rate=0.05, rng=1, teacher_forcing=tf, clip_norm=clip, weight_mask=wmask, activation=act,
-              rule=rtrl.rules.make("rtrl", kernel=kernel))
+              rule=rtrl.rules.make("rtrl", kernel=kernel), optimizer=opt, schedule=sched)
     a = rtrl.OnlineLearner(n, m, **kw)
     b = rtrl.OnlineLearner(n, m, **kw)
     assert a._fast
@@ -148,6 +154,9 @@ def test_the_fast_step_equals_the_compiled_loop_bit_for_bit(n, m, tf, clip, mask
     np.testing.assert_array_equal(ya, b.partial_fit(xs, ds))
     for got, want in ((a.W, b.W), (a.y, b.y), (a.P, b.P)):
         np.testing.assert_array_equal(got, want)
+    for got, want in zip(a.state.opt_state, b.state.opt_state):
+        np.testing.assert_array_equal(got, want)
+        assert np.asarray(got).dtype == np.asarray(want).dtype
     assert a.t == b.t == T
 
 

@@ -38,6 +38,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .optim import opt_apply
+
 __all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_blas", "BLAS_MIN_UNITS",
            "BATCH_INNER_MAX_UNITS", "KERNELS"]
 
@@ -513,9 +515,9 @@ def forward_kernel(W, y, xs, act, fb_in, fb_unit):
 
 
 def step_arena_size(n: int, K: int) -> int:
-    """Length of one buffer of :func:`rtrl_step_inplace`: W (n K), y (n), P (n n K), the gradient row (n K)
-    and y(t+1) (n)."""
-    return n * K + n + n * n * K + n * K + n
+    """Length of one buffer of :func:`rtrl_step_inplace`: W (n K), y (n), P (n n K), the gradient row (n K),
+    y(t+1) (n), then the optimizer's two moment arrays (n K each) and its update count (1)."""
+    return n * K + n + n * n * K + n * K + n + 2 * n * K + 1
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -525,9 +527,13 @@ def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
     ``cur`` holds the state (flat float64: W (n, K), y (n,), P (n, n, K), a gradient row (n K,),
     then the last y(t+1) (n,), see :func:`step_arena_size`); the new state is written into ``nxt`` and ``cur`` is
     only read, so the caller commits by swapping the two. x (m,); d (n,) targets, NaN for none;
-    mask (n,) bool or empty (then NaN in d means "no target"); params = [lr, clip (0: none),
-    teacher forcing (0/1), BLAS product (0/1) as :func:`choose_blas`]; act (n,) codes; wmask
-    (n, K) or (0, 0) for none; work: scratch of at least (n + 1) n + K + 4 n numbers. Returns a status: 0 ok; 1 x holds NaN/inf; 2 d holds
+    mask (n,) bool or empty (then NaN in d means "no target"); params = [lr (this step's, after
+    the schedule), clip (0: none), teacher forcing (0/1), BLAS product (0/1) as
+    :func:`choose_blas`, optimizer code, its three numbers (:mod:`rtrl.optim`)]; act (n,) codes;
+    wmask (n, K) or (0, 0) for none; work: scratch of at least (n + 1) n + K + 4 n numbers. SGD
+    (code 0) is the fused update of :func:`rtrl_run_kernel`; any other optimizer is
+    :func:`rtrl.optim.opt_apply` on the step's estimate, its moments read from ``cur`` and
+    written to ``nxt`` (a step without a target is no update). Returns a status: 0 ok; 1 x holds NaN/inf; 2 d holds
     inf; 3 d holds NaN where mask is True; 4 the new weights are not finite (diverged). The
     arithmetic of :func:`rtrl_run_kernel` over one step (tested equal bit for bit).
 
@@ -542,6 +548,7 @@ def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
     clip_norm = params[1]
     tf = params[2] != 0.0
     use_blas = params[3] != 0.0
+    code = int(params[4])
     has_mask = mask.shape[0] > 0
     W = cur[0:nK]
     y = cur[nK:nK + n]
@@ -552,6 +559,7 @@ def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
     Pg = nxt[nK + n:nK + n + (n + 1) * nK]  # P(t+1) and the gradient row below it
     g = nxt[nK + n + n * nK:nK + n + (n + 1) * nK]
     yn = nxt[nK + n + (n + 1) * nK:nK + n + (n + 1) * nK + n]
+    o_opt = nK + n + (n + 1) * nK + n  # the optimizer's moments a, b (nK each) and its count
     A = work[0:(n + 1) * n]
     z = work[(n + 1) * n:(n + 1) * n + K]
     o = (n + 1) * n + K
@@ -625,7 +633,18 @@ def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
             for i in range(n):
                 for j in range(K):
                     g[i * K + j] *= wmask[i, j]
-        if lr != 0.0:
+        if code != 0:
+            # g is -dJ/dW: the optimizer takes -g (a negation, exact)
+            nxt[o_opt + 2 * nK] = opt_apply(Wn, g, -1.0, clip_norm, lr, code, params[5], params[6], params[7],
+                                            cur[o_opt:o_opt + nK], cur[o_opt + nK:o_opt + 2 * nK],
+                                            nxt[o_opt:o_opt + nK], nxt[o_opt + nK:o_opt + 2 * nK],
+                                            cur[o_opt + 2 * nK])
+            ok = 0.0
+            for q in range(nK):
+                ok += Wn[q] * 0.0
+            if ok != 0.0:
+                return 4
+        elif lr != 0.0:
             scale = lr
             if clip_norm > 0.0:
                 norm = 0.0
@@ -641,6 +660,9 @@ def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
                 ok += w * 0.0
             if ok != 0.0:  # NaN: some new weight is NaN or inf
                 return 4
+    if code != 0 and not any_target:  # no update: the optimizer's state carries over
+        for q in range(o_opt, o_opt + 2 * nK + 1):
+            nxt[q] = cur[q]
     for k in range(n):
         if tf and tk[k] != 0.0:
             yo[k] = ek[k]  # teacher forcing: the target feeds forward, the unit's sensitivities count as 0

@@ -24,6 +24,7 @@ from .optim import SGD, Constant, EmptyState, apply_update, make_optimizer, make
 _NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
 _NO_FEEDBACK = np.zeros(0, dtype=np.int64)  # no input line fed back (forward_kernel)
 _NO_WMASK = np.zeros((0, 0))  # fully connected (rtrl_step_inplace)
+_F64 = np.dtype(np.float64)
 _NAN_ROWS: dict = {}  # n -> a row of n NaN (no target), shared read-only by the fast step
 
 __all__ = ["OnlineLearner", "LearnerState"]
@@ -122,10 +123,11 @@ class LearnerState(NamedTuple):
 
 
 class _Live:
-    """The fast step's own buffers (see :meth:`OnlineLearner.step`): two flat copies of (W, y, P, y(t+1)),
-    the current one at index ``cur``; ``dirty`` once they have moved past the learner's ``_state``."""
+    """The fast step's own buffers (see :meth:`OnlineLearner.step`): two flat copies of (W, y, P, y(t+1)
+    and the optimizer's state), the current one at index ``cur``; ``dirty`` once they have moved past the
+    learner's ``_state``."""
 
-    __slots__ = ("arena", "bufs", "views", "work", "cur", "t", "dirty")
+    __slots__ = ("arena", "bufs", "views", "youts", "opt_views", "work", "cur", "t", "dirty")
 
     def __init__(self, state: LearnerState):
         W, y, P = state.W, state.rule_state.y, state.rule_state.P
@@ -134,17 +136,40 @@ class _Live:
         self.arena = np.zeros((2, step_arena_size(n, K)))
         self.bufs = (self.arena[0], self.arena[1])
         self.views = []
+        self.opt_views = []
+        o = nK + n + (n + 1) * nK + n
         for a in self.arena:
             self.views.append((a[:nK].reshape(n, K), a[nK:nK + n], a[nK + n:nK + n + n * nK].reshape(n, n, K),
-                               a[nK + n + (n + 1) * nK:]))
+                               a[nK + n + (n + 1) * nK:o]))
+            self.opt_views.append((a[o:o + nK].reshape(n, K), a[o + nK:o + 2 * nK].reshape(n, K),
+                                   a[o + 2 * nK:o + 2 * nK + 1]))
+        self.youts = (self.views[0][3], self.views[1][3])
         Wv, yv, Pv, _ = self.views[0]
         Wv[...] = W
         yv[...] = y
         Pv[...] = P
+        # the optimizer's moment arrays (n, K), in field order, then its count (Adam) as a float
+        arrays = [f for f in state.opt_state if np.shape(f) == (n, K)]
+        for view, f in zip(self.opt_views[0][:2], arrays):
+            view[...] = f
+        if "count" in getattr(state.opt_state, "_fields", ()):
+            self.opt_views[0][2][0] = float(state.opt_state.count)
         self.work = np.zeros((n + 1) * n + K + 4 * n)
         self.cur = 0
         self.t = state.t
         self.dirty = False
+
+    def opt_state(self, template):
+        """The optimizer's state now, as copies in the type of ``template``."""
+        a, b, c = self.opt_views[self.cur]
+        moments = iter((a, b))
+        fields = []
+        for name, f in zip(template._fields, template):
+            if name == "count":
+                fields.append(np.array(int(c[0]), dtype=np.int64))
+            else:
+                fields.append(next(moments).copy())
+        return type(template)(*fields)
 
 
 class OnlineLearner:
@@ -264,6 +289,7 @@ class OnlineLearner:
             W, y = seq.W.copy(), seq.y0
         self._rule.check(n_units, n_inputs + 1 + n_units)
         self._wmask = check_weight_mask(weight_mask, W.shape)
+        self._wm_arg = _NO_WMASK if self._wmask is None else self._wmask  # (the fast step's argument)
         if self._wmask is not None:
             W = W * self._wmask
         self._y0 = y.copy()
@@ -354,6 +380,8 @@ class OnlineLearner:
     @schedule.setter
     def schedule(self, value):
         self._schedule = make_schedule(value)
+        self._scheduled = type(self._schedule) is not Constant
+        self._params = None
         if hasattr(self, "_rule"):
             self._update_fast()
 
@@ -382,7 +410,7 @@ class OnlineLearner:
             Wv, yv, Pv, _ = live.views[live.cur]
             base = self._state
             self._state = LearnerState(Wv.copy(), base.rule_state._replace(y=yv.copy(), P=Pv.copy()), live.t,
-                                       base.opt_state)
+                                       live.opt_state(base.opt_state))
             live.dirty = False
         return self._state
 
@@ -503,8 +531,7 @@ class OnlineLearner:
         """Whether :meth:`step` takes the fast step: exact RTRL with SGD at a constant rate, compiled,
         one stream (recomputed whenever one of these settings changes)."""
         self._fast = (hasattr(self, "_shape") and len(self._shape) == 2 and self._rule.name == "rtrl"
-                      and self._engine == "numba" and not self._stale and type(self._optimizer) is SGD
-                      and type(self._schedule) is Constant)
+                      and self._engine == "numba" and not self._stale)
 
     def _fast_step(self, x, target, mask) -> np.ndarray:
         """:meth:`step` in one compiled call on the learner's own double buffers (``_Live``).
@@ -516,8 +543,9 @@ class OnlineLearner:
         diverged step changes nothing). ``state``, ``W``, ``y`` and ``P`` hand out copies.
         """
         n, K = self._shape
-        x = _real(x, "x")
-        if x.shape[0] != K - 1 - n or x.ndim != 1:
+        if type(x) is not np.ndarray or x.dtype != _F64:
+            x = _real(x, "x")
+        if x.shape != (K - 1 - n,):
             raise ValueError(f"x: expected shape (n_inputs,) = ({K - 1 - n},), got {x.shape}")
         if target is None:
             if mask is not None:
@@ -526,7 +554,7 @@ class OnlineLearner:
             if d is None:
                 d = _NAN_ROWS.setdefault(n, np.full(n, np.nan))
         else:
-            d = _real(target, "target")
+            d = target if type(target) is np.ndarray and target.dtype == _F64 else _real(target, "target")
             if d.shape != (n,):
                 raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
         if mask is None:
@@ -540,13 +568,13 @@ class OnlineLearner:
             live = self._live = _Live(self._state)
         params = self._params
         if params is None:
-            params = self._params = np.array([self._learning_rate, self._clip_norm or 0.0,
-                                              1.0 if self._teacher_forcing else 0.0,
-                                              1.0 if choose_blas(self._shape[-2], self._rule.kernel) else 0.0])
+            params = self._live_params()
+        if self._scheduled:
+            params[0] = self._learning_rate * self._schedule.factor(live.t)
         cur = live.cur
         bufs = live.bufs
-        status = rtrl_step_inplace(bufs[cur], bufs[1 - cur], x, d, mk, params, self._act_codes,
-                                   _NO_WMASK if self._wmask is None else self._wmask, live.work)
+        status = rtrl_step_inplace(bufs[cur], bufs[1 - cur], x, d, mk, params, self._act_codes, self._wm_arg,
+                                   live.work)
         if status:
             if status == 4:
                 self._diverged_at(live.t + 1)
@@ -556,12 +584,46 @@ class OnlineLearner:
         live.cur = 1 - cur
         live.t += 1
         live.dirty = True
-        return live.views[1 - cur][3].copy()
+        return live.youts[1 - cur].copy()
+
+    def _live_params(self) -> np.ndarray:
+        opt = self._optimizer
+        self._params = np.array([self._learning_rate, self._clip_norm or 0.0, 1.0 if self._teacher_forcing else 0.0,
+                                 1.0 if choose_blas(self._shape[-2], self._rule.kernel) else 0.0,
+                                 opt.code, *opt.hyper()])
+        return self._params
+
+    def _run_live(self, xs, ds, mask) -> np.ndarray:
+        """A chunk through the fast step's kernel, one call per step (exact RTRL with an optimizer or schedule:
+        the same arithmetic as :meth:`step`, bit for bit). Raises FloatingPointError on divergence (the caller
+        rolls back to its snapshot)."""
+        live = self._live
+        if live is None:
+            live = self._live = _Live(self._state)
+        params = self._params if self._params is not None else self._live_params()
+        scheduled = self._scheduled
+        act, work, bufs, wm = self._act_codes, live.work, live.bufs, self._wm_arg
+        T = xs.shape[0]
+        ys = np.empty((T, self.n_units))
+        for t in range(T):
+            if scheduled:
+                params[0] = self._learning_rate * self._schedule.factor(live.t)
+            cur = live.cur
+            status = rtrl_step_inplace(bufs[cur], bufs[1 - cur], xs[t], ds[t], mask[t], params, act, wm, work)
+            if status:
+                raise FloatingPointError("the weights became NaN or inf")  # (rows are validated: 4 only)
+            live.cur = 1 - cur
+            live.t += 1
+            live.dirty = True
+            ys[t] = live.views[1 - cur][3]
+        return ys
 
     def _run_checked(self, xs, ds, mask) -> np.ndarray:
         """Advance over already validated arrays xs (T, m), ds (T, n) (0 where no target), mask (T, n)."""
         self._refresh()
         if not self._fused:
+            if self._fast:
+                return self._run_live(np.ascontiguousarray(xs), np.ascontiguousarray(ds), np.ascontiguousarray(mask))
             return self._run_stepwise(xs, ds, mask)
         s = self.state
         W, rs, ys, _ = run_rule(self.rule, self.engine, s.W, s.rule_state, xs, ds, mask, lr=self.learning_rate,
@@ -604,17 +666,13 @@ class OnlineLearner:
                 if not has.any():
                     continue
                 gb = np.ascontiguousarray(g[b] if batched else g, dtype=np.float64)
-                if clip > 0.0:
-                    norm = np.sqrt(np.sum(gb * gb))
-                    if norm > clip:
-                        gb = gb * (clip / norm)
                 if batched:
                     sb = type(opt_state)(*(a[b] if np.ndim(a) else a for a in opt_state))
-                    new = apply_update(self._optimizer, W[b], gb, sb, lr_t)
+                    new = apply_update(self._optimizer, W[b], gb, sb, lr_t, clip)
                     opt_state = type(opt_state)(*(np.where(np.arange(W.shape[0]) == b, nb, a) if np.ndim(a) == 1
                                                   else a for a, nb in zip(opt_state, new)))
                 else:
-                    opt_state = apply_update(self._optimizer, W, gb, opt_state, lr_t)
+                    opt_state = apply_update(self._optimizer, W, gb, opt_state, lr_t, clip)
         self.state = LearnerState(W, rs, s.t + T, opt_state)
         return ys
 

@@ -325,42 +325,72 @@ def make_schedule(value=None, **options) -> Schedule:
 
 
 # --------------------------------------------------------------------------- the compiled update
-@njit(cache=True)
-def _update_kernel(W, g, code, lr, h0, h1, h2, a, b, count):
-    """In place on flat views: W, g (N,), a, b (N,) or empty; count int64 (1,) (Adam)."""
+@njit(cache=True, fastmath={"contract"})
+def opt_apply(W, g, gsign, clip, lr, code, h0, h1, h2, a_in, b_in, a_out, b_out, count):
+    """One optimizer update, compiled; shared by :func:`apply_update` and the learner's fast step.
+
+    Flat arrays: W (N,) changed in place; g (N,) the estimate, used as ``gsign * g`` (the fast
+    step keeps -dJ/dW); clip > 0 scales the estimate to that Frobenius norm if it is longer
+    (the norm summed in index order); a_in, b_in -> a_out, b_out the optimizer's moment arrays
+    (may be the same arrays; empty when unused); count the number of updates so far (Adam).
+    Returns the new count.
+
+    NOTE: compiled without fused multiply-adds (no ``fastmath``): the learner's fast step calls
+    it from a kernel that allows them, and LLVM would fuse differently there than in
+    :func:`apply_update`; without them every caller rounds the same, bit for bit.
+    """
     N = W.shape[0]
+    scale = gsign
+    if clip > 0.0:
+        norm = 0.0
+        for q in range(N):
+            norm += g[q] * g[q]
+        norm = np.sqrt(norm)
+        if norm > clip:
+            scale = gsign * (clip / norm)
     if code == 0:
         for q in range(N):
-            W[q] -= lr * g[q]
+            W[q] -= lr * (scale * g[q])
     elif code == 1:
         for q in range(N):
-            v = h0 * a[q] + g[q]
-            a[q] = v
-            W[q] -= lr * (g[q] + h0 * v if h1 != 0.0 else v)
+            gq = scale * g[q]
+            v = h0 * a_in[q] + gq
+            a_out[q] = v
+            W[q] -= lr * (gq + h0 * v if h1 != 0.0 else v)
     elif code == 2:
         for q in range(N):
-            s = h0 * a[q] + (1.0 - h0) * (g[q] * g[q])
-            a[q] = s
-            W[q] -= lr * g[q] / (np.sqrt(s) + h1)
+            gq = scale * g[q]
+            s = h0 * a_in[q] + (1.0 - h0) * (gq * gq)
+            a_out[q] = s
+            W[q] -= lr * gq / (np.sqrt(s) + h1)
     else:
-        count[0] += 1
-        c1 = 1.0 - h0 ** count[0]
-        c2 = 1.0 - h1 ** count[0]
+        count += 1
+        c1 = 1.0 - h0 ** float(count)  # (a float power: libm's pow, as Python's float ** int)
+        c2 = 1.0 - h1 ** float(count)
         for q in range(N):
-            m = h0 * a[q] + (1.0 - h0) * g[q]
-            v = h1 * b[q] + (1.0 - h1) * (g[q] * g[q])
-            a[q] = m
-            b[q] = v
+            gq = scale * g[q]
+            m = h0 * a_in[q] + (1.0 - h0) * gq
+            v = h1 * b_in[q] + (1.0 - h1) * (gq * gq)
+            a_out[q] = m
+            b_out[q] = v
             W[q] -= lr * (m / c1) / (np.sqrt(v / c2) + h2)
+    return count
+
+
+@njit(cache=True, fastmath={"contract"})
+def _update_kernel(W, g, clip, code, lr, h0, h1, h2, a, b, count):
+    """In place on flat views: W, g (N,), a, b (N,) or empty; count int64 (1,) (Adam)."""
+    count[0] = opt_apply(W, g, 1.0, clip, lr, code, h0, h1, h2, a, b, a, b, count[0])
 
 
 _EMPTY = np.zeros(0)
 _NO_COUNT = np.zeros(1, dtype=np.int64)
 
 
-def apply_update(opt: Optimizer, W: np.ndarray, g: np.ndarray, state: tuple, lr: float) -> tuple:
+def apply_update(opt: Optimizer, W: np.ndarray, g: np.ndarray, state: tuple, lr: float, clip: float = 0.0) -> tuple:
     """``opt.update`` in place with one compiled call: W (C-contiguous float64) and the state's
-    arrays change; returns the state (its 0-d ``count`` replaced by the new count)."""
+    arrays change; returns the state (its 0-d ``count`` replaced by the new count). ``clip > 0``
+    first scales ``g`` to that Frobenius norm if it is longer."""
     h0, h1, h2 = opt.hyper()
     fields = list(state)
     a = fields[0].reshape(-1) if len(fields) >= 1 else _EMPTY
@@ -368,7 +398,7 @@ def apply_update(opt: Optimizer, W: np.ndarray, g: np.ndarray, state: tuple, lr:
     count = _NO_COUNT
     if isinstance(state, AdamState):
         count = np.array([int(state.count)], dtype=np.int64)
-    _update_kernel(W.reshape(-1), g.reshape(-1), opt.code, lr, h0, h1, h2, a, b, count)
+    _update_kernel(W.reshape(-1), g.reshape(-1), float(clip), opt.code, lr, h0, h1, h2, a, b, count)
     if isinstance(state, AdamState):
         return AdamState(state.m, state.v, np.array(count[0], dtype=np.int64))
     return state
