@@ -43,7 +43,7 @@ def activation_code(name: str) -> int:
         ) from None
 
 
-def check_activation(value, n_units: int | None = None) -> str | tuple[str, ...]:
+def check_activation(value: Activation, n_units: int | None = None) -> str | tuple[str, ...]:
     """Validate ``activation`` and return it in canonical form.
 
     One name (a ``str``) stays a ``str``; a sequence of names becomes a tuple, or the single
@@ -74,7 +74,7 @@ def check_activation(value, n_units: int | None = None) -> str | tuple[str, ...]
     return names
 
 
-def activation_codes(value, n_units: int) -> np.ndarray:
+def activation_codes(value: Activation, n_units: int) -> np.ndarray:
     """The kernels' per-unit codes (int64, shape (n_units,)) of a validated or raw ``activation``."""
     act = check_activation(value, n_units)
     if isinstance(act, str):
@@ -82,7 +82,7 @@ def activation_codes(value, n_units: int) -> np.ndarray:
     return np.array([ACTIVATION_CODES[a] for a in act], dtype=np.int64)
 
 
-def describe(value) -> str:
+def describe(value: Activation) -> str:
     """A short label: the name, or e.g. ``"4*tanh+2*linear"`` for per-unit activations."""
     if isinstance(value, str):
         return value
@@ -101,7 +101,7 @@ def _codes_for(activation, n: int) -> np.ndarray | int:
     return activation_codes(activation, n)
 
 
-def apply(activation, s: np.ndarray) -> np.ndarray:
+def apply(activation: Activation, s: np.ndarray) -> np.ndarray:
     """Return ``f(s)``; ``activation`` is one name or one name per unit (the last axis of ``s``)."""
     code = _codes_for(activation, np.shape(s)[-1] if np.ndim(s) else 1)
     # logistic written with tanh to stay finite and accurate for large |s|
@@ -111,7 +111,7 @@ def apply(activation, s: np.ndarray) -> np.ndarray:
     return np.where(code == 0, out[0](), np.where(code == 1, out[1](), out[2]()))
 
 
-def derivative_from_output(activation, y: np.ndarray) -> np.ndarray:
+def derivative_from_output(activation: Activation, y: np.ndarray) -> np.ndarray:
     """Return ``f'(s)`` expressed through the output ``y = f(s)`` (per unit on the last axis)."""
     code = _codes_for(activation, np.shape(y)[-1] if np.ndim(y) else 1)
     out = {0: lambda: y * (1.0 - y), 1: lambda: 1.0 - y * y, 2: lambda: np.ones_like(y)}

@@ -7,13 +7,17 @@ modify their arguments.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import bptt as _bptt
 from ._validation import check_method, check_positive, check_real_array, check_sequences, check_weights
-from .activations import check_activation
+from .activations import Activation, check_activation
+
+if TYPE_CHECKING:
+    from .rules.base import Rule
 
 __all__ = ["RTRLState", "init_state", "run", "forward", "loss", "gradient", "train_online",
            "train_online_bptt", "resolve_rule", "NonFiniteResultError", "ENGINES", "GRADIENT_METHODS", "ONLINE_METHODS", "KERNELS",
@@ -46,19 +50,19 @@ class RTRLState(NamedTuple):
     t: int
 
 
-def init_state(W, y0=None) -> RTRLState:
+def init_state(W: ArrayLike, y0: ArrayLike | None = None) -> RTRLState:
     """Start a run from weights ``W`` and outputs ``y0`` (zeros by default), with P = 0.
 
     ``W`` of shape (B, n, K) starts B independent streams at once (``y0`` (n,) or (B, n));
     :func:`run` then advances all of them together.
     """
     if np.ndim(W) == 3:
-        W = _check_batched_weights(W).copy()
-        B, n, K = W.shape
+        Wb = _check_batched_weights(W).copy()
+        B, n, K = Wb.shape
         y = _check_batched_y0(y0, B, n)
-        return RTRLState(W, y, np.zeros((B, n, n, K)), 0)
-    W = check_weights(W).copy()
-    n, K = W.shape
+        return RTRLState(Wb, y, np.zeros((B, n, n, K)), 0)
+    Wa = check_weights(W).copy()
+    n, K = Wa.shape
     if y0 is None:
         y = np.zeros(n)
     else:
@@ -67,10 +71,11 @@ def init_state(W, y0=None) -> RTRLState:
             raise ValueError(f"y0: expected shape (n_units,) = ({n},), got {y.shape}")
         if not np.all(np.isfinite(y)):
             raise ValueError("y0: contains NaN or inf; the initial state must be finite")
-    return RTRLState(W, y, np.zeros((n, n, K)), 0)
+    return RTRLState(Wa, y, np.zeros((n, n, K)), 0)
 
 
-def resolve_rule(rule="rtrl", *, method=None, kernel="auto", block=None, allowed_methods=ONLINE_METHODS):
+def resolve_rule(rule: "str | Rule" = "rtrl", *, method: str | None = None, kernel: str = "auto",
+                 block: int | None = None, allowed_methods: tuple = ONLINE_METHODS) -> "Rule":
     """Resolve the rule arguments of the public functions into an :class:`rtrl.rules.Rule`.
 
     ``method`` is the older spelling of the exact rules ("rtrl", "hybrid"); ``kernel`` and
@@ -223,8 +228,9 @@ def _check_batched_sequences(W, xs, targets, mask, y0, *, require_targets=True, 
             y0)
 
 
-def run(state: RTRLState, xs, targets=None, mask=None, *, learning_rate=0.0, activation="logistic",
-        teacher_forcing=False, engine="numba", clip_norm=None):
+def run(state: RTRLState, xs: ArrayLike, targets: ArrayLike | None = None, mask: ArrayLike | None = None, *,
+        learning_rate: float = 0.0, activation: Activation = "logistic", teacher_forcing: bool = False,
+        engine: str = "numba", clip_norm: float | None = None) -> tuple[RTRLState, np.ndarray]:
     """Continue a run for ``len(xs)`` steps of real-time RTRL; pure (returns a new state).
 
     Running a stream in chunks gives exactly the state of one pass over the whole stream.
@@ -278,7 +284,9 @@ def _check_clip(clip_norm) -> float:
     return 0.0 if clip_norm is None else check_positive(clip_norm, "clip_norm")
 
 
-def forward(W, xs, targets=None, mask=None, *, activation="logistic", teacher_forcing=False, y0=None):
+def forward(W: ArrayLike, xs: ArrayLike, targets: ArrayLike | None = None, mask: ArrayLike | None = None, *,
+            activation: Activation = "logistic", teacher_forcing: bool = False,
+            y0: ArrayLike | None = None) -> np.ndarray:
     """Run the network with fixed weights and return the outputs ``ys`` (T, n).
 
     ``ys[t] = y(t+1) = f(W z(t))``. With ``teacher_forcing=True`` the units with a
@@ -292,7 +300,8 @@ def forward(W, xs, targets=None, mask=None, *, activation="logistic", teacher_fo
     return ys
 
 
-def loss(W, xs, targets, mask=None, *, activation="logistic", teacher_forcing=False, y0=None) -> float:
+def loss(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None, *,
+         activation: Activation = "logistic", teacher_forcing: bool = False, y0: ArrayLike | None = None) -> float:
     """Total error J = 1/2 sum_t sum_k e_k(t)^2 over a sequence with W fixed."""
     check_activation(activation)
     seq = check_sequences(W, xs, targets, mask, y0)
@@ -303,9 +312,11 @@ def loss(W, xs, targets, mask=None, *, activation="logistic", teacher_forcing=Fa
     return _finite(J, "loss", "targets of this size cannot be compared; rescale them into the units' range")
 
 
-def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation="logistic",
-             teacher_forcing=False, y0=None, engine="numba", kernel="auto", block=None, dtype="float64",
-             weight_mask=None):
+def gradient(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None, *,
+             rule: "str | Rule" = "rtrl", method: str | None = None, activation: Activation = "logistic",
+             teacher_forcing: bool = False, y0: ArrayLike | None = None, engine: str = "numba", kernel: str = "auto",
+             block: int | None = None, dtype: "str | np.dtype" = "float64",
+             weight_mask: ArrayLike | None = None) -> np.ndarray:
     """dJ/dW over one sequence with W held fixed (the epochwise gradient), by any learning rule.
 
     Parameters
@@ -381,9 +392,12 @@ def gradient(W, xs, targets, mask=None, *, rule="rtrl", method=None, activation=
     return _finite(G, "gradient", _RESCALE)
 
 
-def train_online(W, xs, targets, mask=None, *, learning_rate, rule="rtrl", activation="logistic",
-                 teacher_forcing=False, y0=None, method=None, engine="numba", clip_norm=None, kernel="auto",
-                 block=None, dtype="float64", weight_mask=None):
+def train_online(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None, *,
+                 learning_rate: float, rule: "str | Rule" = "rtrl", activation: Activation = "logistic",
+                 teacher_forcing: bool = False, y0: ArrayLike | None = None, method: str | None = None,
+                 engine: str = "numba", clip_norm: float | None = None, kernel: str = "auto",
+                 block: int | None = None, dtype: "str | np.dtype" = "float64",
+                 weight_mask: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real-time learning: the weights change after every step, and the next step uses them.
 
     ``W <- W - learning_rate * g(t)`` after each step t, where ``g(t)`` is the rule's estimate
@@ -435,8 +449,10 @@ def train_online(W, xs, targets, mask=None, *, learning_rate, rule="rtrl", activ
     return _finite(W_final, "train_online", "the weights diverged: lower learning_rate or set clip_norm"), ys
 
 
-def train_online_bptt(W, xs, targets, mask=None, *, learning_rate, truncation, update_every=1,
-                      activation="logistic", teacher_forcing=False, y0=None):
+def train_online_bptt(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None, *,
+                      learning_rate: float, truncation: int, update_every: int = 1,
+                      activation: Activation = "logistic", teacher_forcing: bool = False,
+                      y0: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Online training by truncated BPTT(h; h') (Williams & Peng), for comparison with RTRL.
 
     Every ``update_every`` (h') steps the errors of the last h' steps are propagated back

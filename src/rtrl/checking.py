@@ -6,7 +6,10 @@ along random directions, in float64. A test proves it fails on a wrong gradient.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_positive, check_random_state, check_real_array
 
@@ -17,13 +20,15 @@ class GradientCheckError(AssertionError):
     """Raised when an analytic gradient disagrees with finite differences."""
 
 
-def directional_derivatives(loss_fn, W, directions, eps=1e-6):
+def directional_derivatives(loss_fn: Callable[[np.ndarray], float], W: ArrayLike, directions: ArrayLike,
+                            eps: float = 1e-6) -> np.ndarray:
     """Central differences ``(L(W + eps V) - L(W - eps V)) / (2 eps)`` for each direction V."""
-    W = np.asarray(W, dtype=np.float64)
-    return np.array([(loss_fn(W + eps * V) - loss_fn(W - eps * V)) / (2.0 * eps) for V in directions])
+    Wa = np.asarray(W, dtype=np.float64)
+    return np.array([(loss_fn(Wa + eps * V) - loss_fn(Wa - eps * V)) / (2.0 * eps) for V in np.asarray(directions)])
 
 
-def check_gradient(loss_fn, grad, W, *, n_directions=6, eps=1e-6, rtol=1e-6, atol=1e-9, rng=0):
+def check_gradient(loss_fn: Callable[[np.ndarray], float], grad: ArrayLike, W: ArrayLike, *, n_directions: int = 6,
+                   eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-9, rng: Any = 0) -> float:
     """Check ``grad`` (the claimed dL/dW at W) against finite differences of ``loss_fn``.
 
     Along ``n_directions`` random unit directions V, the analytic directional

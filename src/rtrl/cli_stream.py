@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import sys
+from typing import Any
 
 from .activations import ACTIVATIONS
 from .api import ENGINES
@@ -311,6 +312,7 @@ def main_stream(args) -> int:
                              "starting from a stream's checkpoint with --model)")
             args._targets = targets
             if args.model:
+                assert learner is not None
                 _check_loaded(args, learner, args.model)
                 if learner.n_inputs != len(inputs):
                     return _fail(f"the model in {args.model} has {learner.n_inputs} input lines, "
@@ -328,12 +330,14 @@ def main_stream(args) -> int:
             for flag_b, b in named[i + 1:]:
                 if _same_file(a, b) and {flag_a, flag_b} != {"--checkpoint", "--model"}:
                     return _fail(f"{flag_a} and {flag_b} name the same file {a}; the run would overwrite it")
+        assert learner is not None
         if info is not None and info.get("run"):
             run_info = info["run"]  # how the stream was first started
         else:
             run_info = {"started_from": args.model or "new network",
                         "seed": None if args.model else args.seed, **learner.config()}
-        counts = {k: int(info.get(k) or 0) for k in ("rows_read", "bad_rows", "clipped_targets")} if info else {}
+        counts: dict[str, Any] = ({k: int(info.get(k) or 0) for k in ("rows_read", "bad_rows", "clipped_targets")}
+                                  if info else {})
         stream = Stream(learner, inputs, targets, checkpoint=args.checkpoint, every=args.every,
                         on_bad_row=args.on_bad_row, source=source, out_path=out_path, run_info=run_info,
                         clip_targets=args.clip_targets,

@@ -187,7 +187,7 @@ def _x64(on: bool):
     ctx = getattr(jax, "enable_x64", None)
     if ctx is not None and callable(ctx):
         return ctx(on)
-    from jax.experimental import enable_x64, disable_x64  # older JAX (0.4.30 has these only)
+    from jax.experimental import disable_x64, enable_x64  # type: ignore[attr-defined]  # older JAX (0.4.30)
 
     return enable_x64() if on else disable_x64()
 

@@ -7,19 +7,25 @@ step by step, in chunks, or in one pass gives exactly the same weights.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 
 from ._validation import (check_memory, check_method, check_positive, check_random_state, check_real_array,
                           check_sequences)
-from .activations import activation_codes, check_activation
+from .activations import Activation, activation_codes, check_activation
 from .api import (ENGINES, RTRLState, _check_batched_sequences, check_weight_mask, init_rule_states, resolve_rule,
                   run_rule)
 from .kernels import choose_blas, forward_kernel, prepare_row, rtrl_step_inplace, step_arena_size
 from .network import DEFAULT_WEIGHT_SCALE, _check_count, init_weights
-from .optim import SGD, Constant, EmptyState, apply_update, make_optimizer, make_schedule
+from .optim import SGD, Constant, EmptyState, Optimizer, Schedule, apply_update, make_optimizer, make_schedule
+
+if TYPE_CHECKING:
+    from .rules.base import Rule
 
 _NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
 _NO_FEEDBACK = np.zeros(0, dtype=np.int64)  # no input line fed back (forward_kernel)
@@ -105,9 +111,9 @@ class LearnerState(NamedTuple):
     """
 
     W: np.ndarray
-    rule_state: tuple
+    rule_state: Any  # the rule's NamedTuple (rtrl.rules)
     t: int
-    opt_state: tuple = EmptyState()
+    opt_state: Any = EmptyState()  # the optimizer's NamedTuple (rtrl.optim)
 
     @property
     def y(self) -> np.ndarray:
@@ -236,12 +242,17 @@ class OnlineLearner:
     'uoro'
     """
 
-    def __init__(self, n_units, n_inputs, *, learning_rate, rule="rtrl", activation="logistic",
-                 teacher_forcing=False, weight_scale=DEFAULT_WEIGHT_SCALE, rng=None, W=None, y0=None,
-                 engine="numba", clip_norm=None, n_streams=None, weight_mask=None, optimizer="sgd",
-                 schedule="constant"):
-        self._live = None  # the fast step's buffers, while it is in use
-        self._params = None  # [lr, clip, teacher forcing] for the fast step (rebuilt after a setting changes)
+    _state: LearnerState
+
+    def __init__(self, n_units: int, n_inputs: int, *, learning_rate: float, rule: "str | Rule" = "rtrl",
+                 activation: Activation = "logistic", teacher_forcing: bool = False,
+                 weight_scale: float = DEFAULT_WEIGHT_SCALE, rng: Any = None, W: ArrayLike | None = None,
+                 y0: ArrayLike | None = None, engine: str = "numba", clip_norm: float | None = None,
+                 n_streams: int | None = None, weight_mask: ArrayLike | None = None,
+                 optimizer: "str | Optimizer" = "sgd", schedule: "str | Schedule" = "constant") -> None:
+        self._live: _Live | None = None  # the fast step's buffers, while it is in use
+        # the fast step's settings (rtrl_step_inplace's params), rebuilt after a setting changes
+        self._params: np.ndarray | None = None
         self._optimizer = make_optimizer(optimizer)
         self.schedule = schedule
         self._stale = False  # forward-only steps since the last learning step: the rule's state restarts
@@ -281,27 +292,28 @@ class OnlineLearner:
             raise ValueError(f"W: expected shape {lead}{n_units}, {n_inputs + 1 + n_units}), got {W.shape}")
         if y0 is not None:
             check_real_array(y0, "y0")
+        Wv: np.ndarray
         if batch:
-            W, _, _, _, y = _check_batched_sequences(W, np.zeros((batch[0], 0, n_inputs)), None, None, y0,
-                                                     require_targets=False)
+            Wv, _, _, _, y = _check_batched_sequences(W, np.zeros((batch[0], 0, n_inputs)), None, None, y0,
+                                                      require_targets=False)
         else:
             seq = check_sequences(W, np.zeros((0, n_inputs)), None, None, y0, require_targets=False)
-            W, y = seq.W.copy(), seq.y0
+            Wv, y = seq.W.copy(), seq.y0
         self._rule.check(n_units, n_inputs + 1 + n_units)
-        self._wmask = check_weight_mask(weight_mask, W.shape)
+        self._wmask = check_weight_mask(weight_mask, Wv.shape)
         self._wm_arg = _NO_WMASK if self._wmask is None else self._wmask  # (the fast step's argument)
         if self._wmask is not None:
-            W = W * self._wmask
+            Wv = Wv * self._wmask
         self._y0 = y.copy()
         try:
-            rule_state = init_rule_states(self._rule, W, y, self._wmask)
+            rule_state = init_rule_states(self._rule, Wv, y, self._wmask)
         except MemoryError:
             raise MemoryError(f"n_units: the state of rule {self._rule.spec!r} for n_units={n_units}, n_inputs="
                               f"{n_inputs}" + ("" if not batch else f", n_streams={batch[0]}") + " does not fit in "
                               "the memory free now; choose a smaller network or free memory") from None
-        self._shape = W.shape
+        self._shape = Wv.shape
         self._update_fast()
-        self.state = LearnerState(W, rule_state, 0, self._optimizer.init(W))
+        self.state = LearnerState(Wv, rule_state, 0, self._optimizer.init(Wv))
         self.activation = activation  # now checked against n_units
 
     # -- validated settings ----------------------------------------------------------------------
@@ -313,7 +325,7 @@ class OnlineLearner:
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: float) -> None:
         self._learning_rate = check_positive(value, "learning_rate", allow_zero=True)
         self._params = None
 
@@ -322,7 +334,7 @@ class OnlineLearner:
         return self._clip_norm
 
     @clip_norm.setter
-    def clip_norm(self, value):
+    def clip_norm(self, value: float | None) -> None:
         self._clip_norm = None if value is None else check_positive(value, "clip_norm")
         self._params = None
 
@@ -332,10 +344,10 @@ class OnlineLearner:
         return self._activation
 
     @activation.setter
-    def activation(self, value):
+    def activation(self, value: Activation) -> None:
         n = self.n_units if hasattr(self, "_shape") else None  # (the constructor sets it again once n is known)
         act = check_activation(value, n)
-        self._act_codes = None if n is None else activation_codes(act, n)
+        self._act_codes = np.zeros(0, np.int64) if n is None else activation_codes(act, n)
         self._activation = act
 
     @property
@@ -343,7 +355,7 @@ class OnlineLearner:
         return self._teacher_forcing
 
     @teacher_forcing.setter
-    def teacher_forcing(self, value):
+    def teacher_forcing(self, value: bool) -> None:
         if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
             self._teacher_forcing = bool(value)
             self._params = None
@@ -355,7 +367,7 @@ class OnlineLearner:
         return self._engine
 
     @engine.setter
-    def engine(self, value):
+    def engine(self, value: str) -> None:
         check_method(value, ENGINES, "engine")
         if self._rule.name == "hybrid" and value == "numpy":
             raise ValueError("rule 'hybrid' runs on a compiled engine only: engine='numba' or 'jax'")
@@ -363,22 +375,22 @@ class OnlineLearner:
         self._update_fast()
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> Optimizer:
         """The optimizer (read-only: its state lives in ``state``; build a new learner to change it)."""
         return self._optimizer
 
     @optimizer.setter
-    def optimizer(self, value):
+    def optimizer(self, value: Any) -> None:
         raise AttributeError("optimizer: read-only (its state was built for optimizer "
                              f"{self._optimizer.name!r}); build a new OnlineLearner(..., optimizer=...) to change it")
 
     @property
-    def schedule(self):
+    def schedule(self) -> Schedule:
         """The learning-rate schedule (:mod:`rtrl.optim`); may be replaced at any time."""
         return self._schedule
 
     @schedule.setter
-    def schedule(self, value):
+    def schedule(self, value: "str | Schedule") -> None:
         self._schedule = make_schedule(value)
         self._scheduled = type(self._schedule) is not Constant
         self._params = None
@@ -391,12 +403,12 @@ class OnlineLearner:
         return type(self._optimizer) is SGD and type(self._schedule) is Constant
 
     @property
-    def rule(self):
+    def rule(self) -> "Rule":
         """The learning rule (read-only: its state lives in ``state``; build a new learner to change it)."""
         return self._rule
 
     @rule.setter
-    def rule(self, value):
+    def rule(self, value: Any) -> None:
         raise AttributeError("rule: read-only (the state was built for rule "
                              f"{self._rule.spec!r}); build a new OnlineLearner(..., rule=...) to change it")
 
@@ -408,14 +420,14 @@ class OnlineLearner:
         live = self._live
         if live is not None and live.dirty:
             Wv, yv, Pv, _ = live.views[live.cur]
-            base = self._state
+            base: LearnerState = self._state
             self._state = LearnerState(Wv.copy(), base.rule_state._replace(y=yv.copy(), P=Pv.copy()), live.t,
                                        live.opt_state(base.opt_state))
             live.dirty = False
         return self._state
 
     @state.setter
-    def state(self, value: LearnerState):
+    def state(self, value: LearnerState) -> None:
         self._state = value
         self._live = None  # the fast step starts again from this state
 
@@ -440,7 +452,7 @@ class OnlineLearner:
         return self.state.P
 
     @property
-    def rule_state(self):
+    def rule_state(self) -> Any:
         return self.state.rule_state
 
     @property
@@ -477,7 +489,7 @@ class OnlineLearner:
                 "schedule": {"name": self.schedule.name, "options": self.schedule.options()}}
 
     # -- learning -----------------------------------------------------------------------------
-    def step(self, x, target=None, mask=None) -> np.ndarray:
+    def step(self, x: ArrayLike, target: ArrayLike | None = None, mask: ArrayLike | None = None) -> np.ndarray:
         """Consume one input row x (m,), learn from ``target`` (n,) and return y(t+1) (n,).
 
         ``target`` may hold NaN for units without a target; ``None`` means no target at all.
@@ -588,10 +600,10 @@ class OnlineLearner:
 
     def _live_params(self) -> np.ndarray:
         opt = self._optimizer
-        self._params = np.array([self._learning_rate, self._clip_norm or 0.0, 1.0 if self._teacher_forcing else 0.0,
-                                 1.0 if choose_blas(self._shape[-2], self._rule.kernel) else 0.0,
+        params = self._params = np.array([self._learning_rate, self._clip_norm or 0.0, 1.0 if self._teacher_forcing else 0.0,
+                                 1.0 if choose_blas(self._shape[-2], getattr(self._rule, "kernel", "auto")) else 0.0,
                                  opt.code, *opt.hyper()])
-        return self._params
+        return params
 
     def _run_live(self, xs, ds, mask) -> np.ndarray:
         """A chunk through the fast step's kernel, one call per step (exact RTRL with an optimizer or schedule:
@@ -705,7 +717,7 @@ class OnlineLearner:
             raise ValueError(f"{name}: contains NaN or inf; inputs must be finite")
         return np.ascontiguousarray(a)
 
-    def predict(self, xs) -> np.ndarray:
+    def predict(self, xs: ArrayLike) -> np.ndarray:
         """Outputs ys (T, n) for inputs xs (T, m), continuing from the current state, without learning.
 
         Costs O(n K) per step (no sensitivities) and changes nothing: the learner is as before,
@@ -715,7 +727,7 @@ class OnlineLearner:
         xs = self._check_xs(xs)
         return self._forward_arrays(xs, _NO_FEEDBACK, _NO_FEEDBACK)
 
-    def forward(self, xs) -> np.ndarray:
+    def forward(self, xs: ArrayLike) -> np.ndarray:
         """Consume xs (T, m) without learning: the outputs and step count move on, the weights stay.
 
         Costs O(n K) per step, like :meth:`predict` (serving a trained model at forward speed).
@@ -733,7 +745,8 @@ class OnlineLearner:
             self._update_fast()
         return ys
 
-    def generate(self, steps, feedback=None, xs=None) -> np.ndarray:
+    def generate(self, steps: int, feedback: "Mapping[int, int] | Callable[[np.ndarray], ArrayLike] | None" = None,
+                 xs: ArrayLike | None = None) -> np.ndarray:
         """Run the network freely for ``steps`` steps from the current state; return ys (steps, n).
 
         ``feedback`` says what feeds the input lines: a mapping ``{input_line: unit}`` (input line
@@ -801,7 +814,8 @@ class OnlineLearner:
             return ys
         return self._run_checked(xs, ds, mask)
 
-    def partial_fit(self, xs, targets=None, mask=None) -> np.ndarray:
+    def partial_fit(self, xs: ArrayLike, targets: ArrayLike | None = None,
+                    mask: ArrayLike | None = None) -> np.ndarray:
         """Consume a chunk xs (T, m) with targets (T, n); return the outputs ys (T, n).
 
         Batched streams: xs (B, T, m), targets and mask (B, T, n), returns (B, T, n).
@@ -838,9 +852,10 @@ class OnlineLearner:
 
     # -- model files ---------------------------------------------------------------------------
     @classmethod
-    def from_state(cls, state, *, learning_rate, rule="rtrl", activation="logistic", teacher_forcing=False,
-                   y0=None, engine="numba", clip_norm=None, weight_mask=None, optimizer="sgd",
-                   schedule="constant") -> "OnlineLearner":
+    def from_state(cls, state: "LearnerState | RTRLState", *, learning_rate: float, rule: "str | Rule" = "rtrl",
+                   activation: Activation = "logistic", teacher_forcing: bool = False, y0: ArrayLike | None = None,
+                   engine: str = "numba", clip_norm: float | None = None, weight_mask: ArrayLike | None = None,
+                   optimizer: "str | Optimizer" = "sgd", schedule: "str | Schedule" = "constant") -> "OnlineLearner":
         """A learner that continues from ``state``, e.g. one read from a file.
 
         ``state`` is a :class:`LearnerState` (W, rule_state, t) of the given rule, or for the
@@ -899,7 +914,7 @@ class OnlineLearner:
         net.state = LearnerState(net.state.W, type(template)(*arrays), int(t), type(opt_template)(*opt_arrays))
         return net
 
-    def save(self, path, *, extra=None) -> None:
+    def save(self, path: "str | os.PathLike[str]", *, extra: dict | None = None) -> None:
         """Write the whole state and settings to ``path`` atomically (see :func:`rtrl.io.save`).
 
         Read it back with :func:`rtrl.io.load`; the loaded learner continues bit for bit.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_memory, check_positive, check_random_state
 
@@ -22,7 +24,7 @@ def _check_count(value, name, minimum):
     return int(value)
 
 
-def init_weights(n_units, n_inputs, *, scale=DEFAULT_WEIGHT_SCALE, rng=None) -> np.ndarray:
+def init_weights(n_units: int, n_inputs: int, *, scale: float = DEFAULT_WEIGHT_SCALE, rng: Any = None) -> np.ndarray:
     """Draw initial weights W of shape (n_units, n_inputs + 1 + n_units).
 
     Every weight is drawn independently from U(-scale, scale). Columns are
@@ -58,7 +60,7 @@ def init_weights(n_units, n_inputs, *, scale=DEFAULT_WEIGHT_SCALE, rng=None) -> 
     return rng.uniform(-scale, scale, size=(n, m + 1 + n))
 
 
-def n_units_inputs(W) -> tuple[int, int]:
+def n_units_inputs(W: ArrayLike) -> tuple[int, int]:
     """Return ``(n_units, n_inputs)`` of a weight matrix of shape (n, m+1+n)."""
     n, K = np.shape(W)
     return n, K - 1 - n

@@ -67,7 +67,7 @@ class SquareState(NamedTuple):
 class AdamState(NamedTuple):
     m: np.ndarray
     v: np.ndarray
-    count: np.ndarray  # int64, 0-d ((B,) for batched streams): updates applied so far (the bias correction)
+    count: np.ndarray  # type: ignore[assignment]  # int64, 0-d ((B,) for batched streams): updates applied so far (the bias correction)
 
 
 def _positive(value, name, *, below_one=False, allow_zero=False):
@@ -96,14 +96,14 @@ class Optimizer:
     def spec(self) -> str:
         return self.name
 
-    def init(self, W) -> tuple:
+    def init(self, W: np.ndarray) -> Any:
         return EmptyState()
 
     def hyper(self) -> tuple[float, float, float]:
         """Three numbers for the compiled update (their meaning depends on the optimizer)."""
         return (0.0, 0.0, 0.0)
 
-    def update(self, W, g, state, lr):
+    def update(self, W: np.ndarray, g: np.ndarray, state: Any, lr: float) -> tuple[np.ndarray, Any]:
         """The NumPy reference: return ``(W_new, state_new)``; nothing is modified in place."""
         return W - lr * g, state
 
@@ -131,13 +131,13 @@ class Momentum(Optimizer):
             raise OptimizerOptionError(f"nesterov: expected true or false, got {self.nesterov!r}")
         object.__setattr__(self, "nesterov", bool(self.nesterov))
 
-    def init(self, W):
+    def init(self, W: np.ndarray) -> Any:
         return VelocityState(np.zeros_like(W))
 
-    def hyper(self):
+    def hyper(self) -> tuple[float, float, float]:
         return (self.momentum, 1.0 if self.nesterov else 0.0, 0.0)
 
-    def update(self, W, g, state, lr):
+    def update(self, W: np.ndarray, g: np.ndarray, state: Any, lr: float) -> tuple[np.ndarray, Any]:
         v = self.momentum * state.v + g
         step = g + self.momentum * v if self.nesterov else v
         return W - lr * step, VelocityState(v)
@@ -156,13 +156,13 @@ class RMSProp(Optimizer):
         object.__setattr__(self, "decay", _positive(self.decay, "decay", below_one=True))
         object.__setattr__(self, "eps", _positive(self.eps, "eps"))
 
-    def init(self, W):
+    def init(self, W: np.ndarray) -> Any:
         return SquareState(np.zeros_like(W))
 
-    def hyper(self):
+    def hyper(self) -> tuple[float, float, float]:
         return (self.decay, self.eps, 0.0)
 
-    def update(self, W, g, state, lr):
+    def update(self, W: np.ndarray, g: np.ndarray, state: Any, lr: float) -> tuple[np.ndarray, Any]:
         s = self.decay * state.s + (1.0 - self.decay) * (g * g)
         return W - lr * g / (np.sqrt(s) + self.eps), SquareState(s)
 
@@ -182,14 +182,14 @@ class Adam(Optimizer):
         object.__setattr__(self, "beta2", _positive(self.beta2, "beta2", below_one=True))
         object.__setattr__(self, "eps", _positive(self.eps, "eps"))
 
-    def init(self, W):
+    def init(self, W: np.ndarray) -> Any:
         # count: one per stream (0-d for one stream, (B,) for batched W (B, n, K))
         return AdamState(np.zeros_like(W), np.zeros_like(W), np.zeros(np.shape(W)[:-2], dtype=np.int64))
 
-    def hyper(self):
+    def hyper(self) -> tuple[float, float, float]:
         return (self.beta1, self.beta2, self.eps)
 
-    def update(self, W, g, state, lr):
+    def update(self, W: np.ndarray, g: np.ndarray, state: Any, lr: float) -> tuple[np.ndarray, Any]:
         count = int(state.count) + 1
         m = self.beta1 * state.m + (1.0 - self.beta1) * g
         v = self.beta2 * state.v + (1.0 - self.beta2) * (g * g)
@@ -229,7 +229,7 @@ class Constant(Schedule):
     def constant(self) -> bool:
         return True
 
-    def factor(self, t):
+    def factor(self, t: int) -> float:
         return 1.0
 
 
@@ -243,7 +243,7 @@ class InverseTime(Schedule):
     def __post_init__(self):
         object.__setattr__(self, "steps", _positive(self.steps, "steps"))
 
-    def factor(self, t):
+    def factor(self, t: int) -> float:
         return 1.0 / (1.0 + t / self.steps)
 
 
@@ -264,7 +264,7 @@ class CosineRestarts(Schedule):
                                        f"got {self.mult!r}")
         object.__setattr__(self, "floor", _positive(self.floor, "floor", below_one=True, allow_zero=True))
 
-    def factor(self, t):
+    def factor(self, t: int) -> float:
         tau, period = float(t), self.period
         if self.mult == 1.0:
             tau = math.fmod(tau, period)
@@ -282,7 +282,7 @@ class CosineRestarts(Schedule):
 SCHEDULES: dict[str, type[Schedule]] = {c.name: c for c in (Constant, InverseTime, CosineRestarts)}
 
 
-def _make(kind, registry, value, options, cls_base):
+def _make(kind: str, registry: dict, value: Any, options: dict, cls_base: type) -> Any:
     if isinstance(value, cls_base):
         if options:
             raise OptimizerOptionError(f"{kind}: options {sorted(options)} given with a ready-made {kind} object; "
@@ -314,12 +314,12 @@ def _make(kind, registry, value, options, cls_base):
         raise OptimizerOptionError(f"{kind} {name!r}: {exc}") from None
 
 
-def make_optimizer(value=None, **options) -> Optimizer:
+def make_optimizer(value: "str | Optimizer | None" = None, **options: Any) -> Optimizer:
     """An optimizer from its name (``"adam"``, ``"momentum:0.95"``) and options, or an :class:`Optimizer` as is."""
     return _make("optimizer", OPTIMIZERS, value, options, Optimizer)
 
 
-def make_schedule(value=None, **options) -> Schedule:
+def make_schedule(value: "str | Schedule | None" = None, **options: Any) -> Schedule:
     """A schedule from its name (``"constant"``, ``"inverse-time:500"``, ``"cosine:1000"``) and options."""
     return _make("schedule", SCHEDULES, value, options, Schedule)
 

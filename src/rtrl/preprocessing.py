@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["RunningStandardizer"]
 
@@ -56,7 +57,7 @@ class RunningStandardizer:
             s = np.sqrt(self.m2 / np.maximum(self.count, 1))
         return np.where(s > 0.0, s, 1.0)
 
-    def update(self, row) -> None:
+    def update(self, row: ArrayLike) -> None:
         """Add one row (NaN entries are skipped)."""
         row = np.asarray(row, dtype=np.float64)
         if row.shape != (self.size,):
@@ -81,11 +82,11 @@ class RunningStandardizer:
         other.count, other.mean, other.m2 = self.count.copy(), self.mean.copy(), self.m2.copy()
         return other
 
-    def transform(self, row) -> np.ndarray:
+    def transform(self, row: ArrayLike) -> np.ndarray:
         """(row - mean) / scale (NaN stays NaN)."""
         return (np.asarray(row, dtype=np.float64) - self.mean) / self.scale
 
-    def inverse(self, row) -> np.ndarray:
+    def inverse(self, row: ArrayLike) -> np.ndarray:
         """row * scale + mean: standardised values back in the data's units."""
         return np.asarray(row, dtype=np.float64) * self.scale + self.mean
 
@@ -94,7 +95,7 @@ class RunningStandardizer:
         return {"count": self.count.tolist(), "mean": self.mean.tolist(), "m2": self.m2.tolist()}
 
     @classmethod
-    def from_dict(cls, data, size: int | None = None) -> "RunningStandardizer":
+    def from_dict(cls, data: Any, size: int | None = None) -> "RunningStandardizer":
         """Rebuild from :meth:`to_dict`; ValueError naming what is wrong with a damaged record."""
         try:
             count = np.array(data["count"], dtype=np.int64)

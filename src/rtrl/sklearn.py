@@ -13,6 +13,7 @@ and a prediction depends on the rows before it. See ``docs/sklearn.md``.
 from __future__ import annotations
 
 import numbers
+from typing import Any, Self
 
 import numpy as np
 
@@ -310,9 +311,10 @@ class RTRLRegressor(RegressorMixin, _RTRLEstimator):
     True
     """
 
-    def __init__(self, n_hidden=8, *, activation="tanh", output_activation="linear", learning_rate=1e-2,
-                 optimizer="adam", schedule="constant", rule="rtrl", n_epochs=1, clip_norm=None,
-                 weight_scale=DEFAULT_WEIGHT_SCALE, teacher_forcing=False, warm_start=False, random_state=None):
+    def __init__(self, n_hidden: int = 8, *, activation: str = "tanh", output_activation: str = "linear",
+                 learning_rate: float = 1e-2, optimizer: Any = "adam", schedule: Any = "constant", rule: Any = "rtrl",
+                 n_epochs: int = 1, clip_norm: float | None = None, weight_scale: float = DEFAULT_WEIGHT_SCALE,
+                 teacher_forcing: bool = False, warm_start: bool = False, random_state: Any = None) -> None:
         self.n_hidden = n_hidden
         self.activation = activation
         self.output_activation = output_activation
@@ -337,7 +339,7 @@ class RTRLRegressor(RegressorMixin, _RTRLEstimator):
             form = ("2d", None)
         return X, (y[:, None] if y.ndim == 1 else y), form
 
-    def fit(self, X, y):
+    def fit(self, X: Any, y: Any) -> Self:
         """Learn from the sequence (X, y), from its start: ``n_epochs`` passes (see the class notes).
 
         Parameters
@@ -355,7 +357,7 @@ class RTRLRegressor(RegressorMixin, _RTRLEstimator):
         X, Y, form = self._validate(X, y, reset)
         return self._fit(X, Y, form)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: Any, y: Any) -> Self:
         """Continue the stream with the rows (X, y) (one pass, no reset); build the network on the first call.
 
         Returns
@@ -366,7 +368,7 @@ class RTRLRegressor(RegressorMixin, _RTRLEstimator):
         X, Y, form = self._validate(X, y, first)
         return self._partial_fit(X, Y, form, first)
 
-    def predict(self, X, *, from_start=False):
+    def predict(self, X: Any, *, from_start: bool = False) -> Any:
         """Outputs for the rows X, continuing from the end of the data learned from (nothing changes).
 
         Parameters
@@ -464,9 +466,10 @@ class RTRLClassifier(ClassifierMixin, _RTRLEstimator):
     True
     """
 
-    def __init__(self, n_hidden=8, *, activation="tanh", learning_rate=1e-2, optimizer="adam",
-                 schedule="constant", rule="rtrl", n_epochs=1, clip_norm=None, weight_scale=DEFAULT_WEIGHT_SCALE,
-                 teacher_forcing=False, warm_start=False, random_state=None):
+    def __init__(self, n_hidden: int = 8, *, activation: str = "tanh", learning_rate: float = 1e-2,
+                 optimizer: Any = "adam", schedule: Any = "constant", rule: Any = "rtrl", n_epochs: int = 1,
+                 clip_norm: float | None = None, weight_scale: float = DEFAULT_WEIGHT_SCALE,
+                 teacher_forcing: bool = False, warm_start: bool = False, random_state: Any = None) -> None:
         self.n_hidden = n_hidden
         self.activation = activation
         self.learning_rate = learning_rate
@@ -506,7 +509,7 @@ class RTRLClassifier(ClassifierMixin, _RTRLEstimator):
                              f"one class: {classes.tolist()}")
         self.classes_ = classes
 
-    def fit(self, X, y):
+    def fit(self, X: Any, y: Any) -> Self:
         """Learn from the sequence (X, y), from its start: ``n_epochs`` passes (see :class:`RTRLRegressor`).
 
         Returns
@@ -526,7 +529,7 @@ class RTRLClassifier(ClassifierMixin, _RTRLEstimator):
                 self.classes_ = old
             raise
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> Self:
         """Continue the stream with the rows (X, y) (one pass, no reset); build the network on the first call.
 
         Parameters
@@ -553,7 +556,7 @@ class RTRLClassifier(ClassifierMixin, _RTRLEstimator):
                              f"{np.unique(classes).tolist()}")
         return self._partial_fit(X, self._encode(y), form, first)
 
-    def predict_proba(self, X, *, from_start=False):
+    def predict_proba(self, X: Any, *, from_start: bool = False) -> np.ndarray:
         """Class probabilities (T, n_classes), columns in the order of ``classes_`` (see :meth:`predict`)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
@@ -562,7 +565,7 @@ class RTRLClassifier(ClassifierMixin, _RTRLEstimator):
             return np.hstack([1.0 - out, out])
         return out / out.sum(axis=1, keepdims=True)
 
-    def predict(self, X, *, from_start=False):
+    def predict(self, X: Any, *, from_start: bool = False) -> Any:
         """Class labels for the rows X, continuing from the end of the data learned from (nothing changes).
 
         ``from_start=True`` runs from the initial state instead (as in :meth:`RTRLRegressor.predict`).

@@ -29,9 +29,14 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .learner import OnlineLearner
 
 __all__ = ["Stream", "StreamResult", "StreamError", "BadRowError", "DivergedError", "SaturatedError",
            "WriteError", "CheckpointBusyError", "ON_BAD_ROW", "NUMBER", "MAX_LINE_BYTES", "read_lines",
@@ -90,7 +95,7 @@ class BadRowError(StreamError):
 
     exit_code = 1
 
-    def __init__(self, line, column, reason):
+    def __init__(self, line: int, column: str | None, reason: str) -> None:
         self.line, self.column, self.reason = line, column, reason
         where = f"line {line}" + ("" if column is None else f", column {column!r}")
         super().__init__(f"{where}: {reason}")
@@ -101,7 +106,7 @@ class DivergedError(StreamError):
 
     exit_code = 3
 
-    def __init__(self, step, line, learning_rate, message=None):
+    def __init__(self, step: int, line: int, learning_rate: float, message: str | None = None) -> None:
         self.step, self.line = step, line
         super().__init__(message or (
             f"training diverged at step {step} (input line {line}): the weights or sensitivities became NaN "
@@ -112,7 +117,8 @@ class DivergedError(StreamError):
 class SaturatedError(DivergedError):
     """A target unit's output stayed pinned at a bound of its range (f' = 0: it can no longer learn)."""
 
-    def __init__(self, step, line, learning_rate, column, bound, activation, rows):
+    def __init__(self, step: int, line: int, learning_rate: float, column: str, bound: float, activation: str,
+                 rows: int) -> None:
         self.column, self.bound = column, bound
         super().__init__(step, line, learning_rate, (
             f"training saturated at step {step} (input line {line}): the output of target {column!r} has sat "
@@ -131,7 +137,7 @@ class WriteError(StreamError):
 
     exit_code = 4
 
-    def __init__(self, what, path, reason, *, at_start=False):
+    def __init__(self, what: str, path: str, reason: str, *, at_start: bool = False) -> None:
         self.what, self.path, self.reason, self.at_start = what, path, reason, at_start
         super().__init__(f"cannot write the {what} {path}: {reason}{self.consequence}")
 
@@ -182,7 +188,7 @@ class StreamResult:
     clipped_targets_this_run: int = 0
 
 
-def read_lines(f, max_bytes=MAX_LINE_BYTES):
+def read_lines(f: IO[bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator["bytes | _LongLine"]:
     """Yield the lines of a binary file object as ``bytes`` (a line longer than ``max_bytes`` as one marker).
 
     Reads one line at a time (a pipe's rows are answered as they arrive) and never holds more
@@ -206,7 +212,7 @@ def read_lines(f, max_bytes=MAX_LINE_BYTES):
             yield line
 
 
-def parse_columns(text, name):
+def parse_columns(text: str, name: str) -> tuple[str, ...]:
     """Split a comma list of column names ("a,b,c") into a tuple; reject empty or repeated names."""
     if not isinstance(text, str):
         raise TypeError(f"{name}: expected a comma-separated string of column names, got {type(text).__name__}")
@@ -218,7 +224,7 @@ def parse_columns(text, name):
     return cols
 
 
-def checkpoint_info(meta):
+def checkpoint_info(meta: dict) -> dict | None:
     """The stream bookkeeping stored in a model file's metadata, or None if it is not a stream checkpoint."""
     info = (meta.get("extra") or {}).get(CHECKPOINT_KEY)
     return info if isinstance(info, dict) else None
@@ -376,9 +382,12 @@ class Stream:
         (it cannot have seen its target). Saved in checkpoints.
     """
 
-    def __init__(self, learner, inputs, targets, *, checkpoint=None, every=0, on_bad_row="error", rows_read=0,
-                 bad_rows=0, source="-", out_path=None, run_info=None, log=None, clip_targets=False,
-                 clipped_targets=0, saturation_rows=SATURATION_ROWS, learn=True, standardize=False):
+    def __init__(self, learner: OnlineLearner, inputs: Sequence[str], targets: Sequence[str], *,
+                 checkpoint: "str | os.PathLike[str] | None" = None, every: int = 0, on_bad_row: str = "error",
+                 rows_read: int = 0, bad_rows: int = 0, source: str = "-", out_path: str | None = None,
+                 run_info: dict | None = None, log: Callable[[str], None] | None = None, clip_targets: bool = False,
+                 clipped_targets: int = 0, saturation_rows: int = SATURATION_ROWS, learn: bool = True,
+                 standardize: Any = False) -> None:
         from .learner import OnlineLearner
 
         if not isinstance(learner, OnlineLearner):
@@ -415,16 +424,17 @@ class Stream:
         self.out_path = out_path
         self.run_info = run_info
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        self._stop = None
+        self._stop: str | None = None
         self._waiting = False
         self._out_bytes = 0
         self._out = None
         self._out_is_file = False
-        self._lock = None
-        self.last_checkpoint = None
+        self._lock: _CheckpointLock | None = None
+        self.last_checkpoint: str | None = None
         self.learn = bool(learn)
         from .preprocessing import RunningStandardizer
 
+        self.scalers: tuple[RunningStandardizer, RunningStandardizer] | None
         if isinstance(standardize, tuple):
             sx, sd = standardize
             if not (isinstance(sx, RunningStandardizer) and isinstance(sd, RunningStandardizer)
@@ -440,7 +450,7 @@ class Stream:
             raise TypeError(f"standardize: expected a bool or a pair of RunningStandardizer, got {standardize!r}")
 
     # -- control ------------------------------------------------------------------------------
-    def request_stop(self, reason="stop requested") -> None:
+    def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the loop to stop after the current row (safe to call from a signal handler).
 
         If the loop is blocked waiting for the next input line, it stops at once; a row
@@ -540,7 +550,8 @@ class Stream:
         """The header of the prediction output: ``row`` and one ``pred_<target>`` per target column."""
         return ",".join(["row"] + [f"pred_{c}" for c in self.targets]) + "\n"
 
-    def run(self, lines, out, *, skip=0, out_bytes=0, write_header=True) -> StreamResult:
+    def run(self, lines: Iterable["str | bytes"], out: IO[bytes], *, skip: int = 0, out_bytes: int = 0,
+            write_header: bool = True) -> StreamResult:
         """Consume ``lines`` (an iterator of lines, header first) until it ends or a stop is requested.
 
         Parameters

@@ -62,7 +62,7 @@ class Claim:
         n = seeds if seeds is not None else (self.seeds_quick if quick else self.seeds_full)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"Claim.specs: seeds: expected an integer >= 1, got {n!r}")
-        out = []
+        out: list = []
         for cfg in self.grid:
             kw = {**self.settings, **cfg}
             tp = {**dict(self.settings.get("task_params", {})), **dict(cfg.get("task_params", {}))}

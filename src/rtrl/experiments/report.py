@@ -189,7 +189,7 @@ def _varying_keys(configs: list[dict]) -> list[str]:
 
 
 def _flat_config(cfg: dict) -> dict:
-    out = {}
+    out: dict = {}
     for k, v in cfg.items():
         if k == "task_params":
             out.update(v.items() if isinstance(v, dict) else (v or []))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,7 @@ CURVE_BIN = 100
 def _normalise_params(task_params) -> tuple:
     if task_params is None:
         return ()
+    items: Any
     if isinstance(task_params, dict):
         items = task_params.items()
     else:
@@ -255,7 +257,7 @@ def task_defaults(task: str, **task_params) -> dict:
     """Project-default run settings for ``rtrl run TASK``: units, learning_rate, teacher_forcing,
     steps, weight_scale, window, eval_steps (and task_params, as given)."""
     make(task, **task_params)  # clear error for unknown tasks / parameters
-    d = dict(TASK_DEFAULTS[task])
+    d: dict[str, Any] = dict(TASK_DEFAULTS[task])
     if task == "oscillator":
         d.update(_OSC[task_params.get("wave", "alternating")])
     d["task_params"] = dict(task_params)
@@ -392,7 +394,7 @@ def run_one(spec: RunSpec) -> RunResult:
         if last_test is None or not success:
             last_test = test(net, tstate)
         final_error = float(last_test[0])
-    extra = {"steps_trained": int(t), "tests": int(tests), "diverged": bool(diverged),
+    extra: dict[str, Any] = {"steps_trained": int(t), "tests": int(tests), "diverged": bool(diverged),
              "curve_measure": "fraction of targeted outputs on the wrong side of 0.5" if binary
              else f"fraction of targeted outputs more than {spec.tolerance} from the target"}
     if hasattr(task, "closed_loop") and last_test is not None:

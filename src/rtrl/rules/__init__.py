@@ -8,6 +8,9 @@ carry the rule's main option after a colon (``"subgroup:4"``, ``"bptt:10"``), an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from .base import REGISTRY, Rule, RuleOptionError, reference_run
 from . import rtrl as _rtrl  # noqa: F401  (each module registers its rules)
 from . import hybrid as _hybrid  # noqa: F401
@@ -39,7 +42,7 @@ def _parse_short(name: str, cls, text: str):
                                   f"'{name}:', got {text!r}") from None
 
 
-def make(spec="rtrl", **options) -> Rule:
+def make(spec: "str | Rule" = "rtrl", **options: Any) -> Rule:
     """Build a rule from a name (or ``name:VALUE``), or pass a :class:`Rule` through.
 
     Raises ValueError (``RuleOptionError``) for an unknown name or option, naming the
@@ -83,7 +86,7 @@ def make(spec="rtrl", **options) -> Rule:
     return cls(**options)
 
 
-def parse_option_value(text: str):
+def parse_option_value(text: str) -> Any:
     """A command-line option value: int, float, true/false, none, or the text itself."""
     low = text.strip().lower()
     if low in ("none", "null"):
@@ -98,7 +101,7 @@ def parse_option_value(text: str):
     return text.strip()
 
 
-def parse_rule_options(pairs=(), flag: str = "--rule-option") -> dict:
+def parse_rule_options(pairs: Iterable[str] | None = (), flag: str = "--rule-option") -> dict:
     """``--rule-option KEY=VALUE`` pairs as a dict of typed values (RuleOptionError names the flag)."""
     options = {}
     for pair in pairs or ():
@@ -109,6 +112,6 @@ def parse_rule_options(pairs=(), flag: str = "--rule-option") -> dict:
     return options
 
 
-def make_from_cli(spec: str, pairs=(), flag: str = "--rule-option") -> Rule:
+def make_from_cli(spec: str, pairs: Iterable[str] | None = (), flag: str = "--rule-option") -> Rule:
     """Build a rule from ``--rule SPEC`` and ``--rule-option KEY=VALUE`` pairs (ValueError names the flag)."""
     return make(spec, **parse_rule_options(pairs, flag))

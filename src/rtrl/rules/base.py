@@ -42,9 +42,15 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..activations import Activation
+
+#: What a chunk returns: (W, the rule's state, ys (T, n), G (n, K)).
+RunResult = tuple  # (np.ndarray, Any, np.ndarray, np.ndarray)
 
 __all__ = ["Rule", "reference_run", "batched_run", "RuleOptionError", "check_int_option", "check_float_option",
            "resolve_seed", "register", "REGISTRY"]
@@ -53,7 +59,7 @@ __all__ = ["Rule", "reference_run", "batched_run", "RuleOptionError", "check_int
 REGISTRY: dict = {}
 
 
-def register(cls):
+def register(cls: Any) -> Any:
     """Class decorator: add a Rule subclass to the registry under ``cls.name``."""
     if not cls.name or cls.name in REGISTRY:
         raise RuntimeError(f"rule name {cls.name!r} is empty or registered twice")
@@ -65,17 +71,17 @@ class RuleOptionError(ValueError):
     """A rule's option is invalid (or the rule cannot do what was asked); the message names both."""
 
 
-def check_int_option(rule: str, name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+def check_int_option(rule: str, name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
     """Return ``value`` as an int in [minimum, maximum]; raise RuleOptionError naming the rule and option."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise RuleOptionError(f"rule {rule!r}: option {name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
+    if int(value) < minimum or (maximum is not None and int(value) > maximum):
         bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         raise RuleOptionError(f"rule {rule!r}: option {name}: expected an integer {bound}, got {value!r}")
     return int(value)
 
 
-def check_float_option(rule: str, name: str, value, *, minimum: float = 0.0, inclusive: bool = False) -> float:
+def check_float_option(rule: str, name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = False) -> float:
     """Return ``value`` as a finite float > minimum (>= with ``inclusive``); raise RuleOptionError otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RuleOptionError(f"rule {rule!r}: option {name}: expected a real number, got {value!r}")
@@ -87,7 +93,7 @@ def check_float_option(rule: str, name: str, value, *, minimum: float = 0.0, inc
     return v
 
 
-def resolve_seed(rule: str, rng) -> int:
+def resolve_seed(rule: str, rng: Any) -> int:
     """Resolve a rule's ``rng`` option (None, int seed or numpy Generator) into a 63-bit int seed.
 
     The seed is kept in the rule's options (and so in model files): the same seed gives the
@@ -97,7 +103,7 @@ def resolve_seed(rule: str, rng) -> int:
         return int(np.random.default_rng().integers(2**63))
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(2**63))
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and 0 <= rng < 2**63:
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and 0 <= int(rng) < 2**63:
         return int(rng)
     raise RuleOptionError(f"rule {rule!r}: option rng: expected None, an int seed in [0, 2**63) or a "
                           f"numpy.random.Generator, got {rng!r}")
@@ -123,7 +129,7 @@ class Rule:
     short_option: ClassVar[str | None] = None
 
     # -- to provide ------------------------------------------------------------------------
-    def init(self, W: np.ndarray, y0: np.ndarray, *, stream: int = 0, wmask=None) -> NamedTuple:
+    def init(self, W: np.ndarray, y0: np.ndarray, *, stream: int = 0, wmask: np.ndarray | None = None) -> Any:
         """The state at the start of a run (sensitivities zero).
 
         ``stream`` numbers batched streams (rules with random draws give each stream its own);
@@ -131,11 +137,13 @@ class Rule:
         """
         raise NotImplementedError
 
-    def step(self, W, state, x, d, mask_t, *, activation="logistic", teacher_forcing=False):
+    def step(self, W: np.ndarray, state: Any, x: np.ndarray, d: np.ndarray, mask_t: np.ndarray, *,
+             activation: Activation = "logistic", teacher_forcing: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
         """One step of the NumPy reference: returns ``(y_next (n,), g (n, K), new_state)``."""
         raise NotImplementedError
 
-    def run_compiled(self, W, state, xs, ds, mask, lr, act, tf, clip, wmask):
+    def run_compiled(self, W: np.ndarray, state: Any, xs: np.ndarray, ds: np.ndarray, mask: np.ndarray, lr: float,
+                     act: np.ndarray, tf: bool, clip: float, wmask: np.ndarray | None) -> RunResult:
         """The compiled loop over a chunk; returns ``(W, state, ys, G)`` (see module docstring)."""
         raise NotImplementedError
 
@@ -158,8 +166,9 @@ class Rule:
             return self.name
         return f"{self.name}:{getattr(self, self.short_option)}"
 
-    def run(self, W, state, xs, ds, mask, *, lr=0.0, activation="logistic", teacher_forcing=False, clip=0.0,
-            wmask=None, engine="numba"):
+    def run(self, W: np.ndarray, state: Any, xs: np.ndarray, ds: np.ndarray, mask: np.ndarray, *, lr: float = 0.0,
+            activation: Activation = "logistic", teacher_forcing: bool = False, clip: float = 0.0,
+            wmask: np.ndarray | None = None, engine: str = "numba") -> RunResult:
         """Run a chunk with the compiled loop (``engine="numba"``), the reference (``"numpy"``) or JAX (``"jax"``).
 
         Arrays are validated by the caller: W (n, K), xs (T, m), ds (T, n) with 0 where no
@@ -197,8 +206,9 @@ class Rule:
                                  float(clip), wm)
 
 
-def reference_run(rule: Rule, W, state, xs, ds, mask, *, lr=0.0, activation="logistic", teacher_forcing=False,
-                  clip=0.0, wmask=None):
+def reference_run(rule: Rule, W: np.ndarray, state: Any, xs: np.ndarray, ds: np.ndarray, mask: np.ndarray, *,
+                  lr: float = 0.0, activation: Activation = "logistic", teacher_forcing: bool = False,
+                  clip: float = 0.0, wmask: np.ndarray | None = None) -> RunResult:
     """The NumPy reference loop: ``rule.step`` at every step, then the update (module docstring).
 
     Returns ``(W, state, ys (T, n), G (n, K))``; ``G`` sums the (masked, unclipped) per-step
@@ -224,7 +234,8 @@ def reference_run(rule: Rule, W, state, xs, ds, mask, *, lr=0.0, activation="log
     return W, state, ys, G
 
 
-def batched_run(rule: Rule, W, state, xs, ds, mask, **kwargs):
+def batched_run(rule: Rule, W: np.ndarray, state: Any, xs: np.ndarray, ds: np.ndarray, mask: np.ndarray,
+                **kwargs: Any) -> RunResult:
     """B independent streams one after the other (W (B, n, K), state fields (B, ...), xs (B, T, m)).
 
     Each stream's result is exactly what it would be alone. Rules with a batched kernel of

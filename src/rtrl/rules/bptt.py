@@ -54,7 +54,7 @@ class BPTTState(NamedTuple):
     fps: np.ndarray
     es: np.ndarray
     forced: np.ndarray
-    count: np.ndarray
+    count: np.ndarray  # type: ignore[assignment]  # (a field named like tuple.count)
 
 
 def _count(a) -> int:

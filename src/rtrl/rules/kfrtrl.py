@@ -54,7 +54,7 @@ class KFState(NamedTuple):
     A: np.ndarray
     u: np.ndarray
     key: np.ndarray
-    count: np.ndarray
+    count: np.ndarray  # type: ignore[assignment]  # (a field named like tuple.count)
 
 
 @register

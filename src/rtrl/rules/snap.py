@@ -47,6 +47,7 @@ _CACHE_SIZE = 32
 
 def snap_pattern(wmask, n: int, order: int):
     """(idx, off) of SnAp-``order`` for n units and connectivity ``wmask`` (cached)."""
+    key: tuple
     if wmask is None:
         key = (n, order, None)
     else:

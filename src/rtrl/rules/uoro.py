@@ -57,7 +57,7 @@ class UOROState(NamedTuple):
     ytil: np.ndarray
     thetil: np.ndarray
     key: np.ndarray
-    count: np.ndarray
+    count: np.ndarray  # type: ignore[assignment]  # (a field named like tuple.count)
 
 
 @register

@@ -115,7 +115,7 @@ class Task:
         if not isinstance(params, self.params_class):
             raise TypeError(f"{self.name}: params: expected {self.params_class.__name__}, got {type(params).__name__}")
         params.validate(self.name)
-        self.params = params
+        self.params: Any = params  # (each task's own Params subclass)
 
     # subclasses define these two
     @property
@@ -181,10 +181,10 @@ class TaskInfo(NamedTuple):
     params: dict
 
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, Any] = {}
 
 
-def register(cls: type) -> type:
+def register(cls: Any) -> Any:
     """Class decorator: add a Task subclass to the registry under ``cls.name``."""
     if not cls.name or cls.name in _REGISTRY:
         raise ValueError(f"register: task name {cls.name!r} is empty or already taken")

@@ -84,7 +84,7 @@ class Oscillator(Task):
         if p.wave == "sine":
             return 0.5 + p.amplitude * np.sin(2.0 * math.pi * tau / per)
         half = int(per) // 2
-        return np.where((tau % int(per)) < half, p.low, p.high)
+        return np.asarray(np.where((tau % int(per)) < half, p.low, p.high))
 
     def reset(self, rng):
         return 0

@@ -287,7 +287,7 @@ class TuringParens(Task):
         p = self.params
         top = 2 * p.max_length if max_length is None else int(max_length)
         strings = failed = steps = 0
-        failures = []
+        failures: list = []
         while steps < n_steps:
             w = self.draw_string(rng, max_length=top)
             tape = list("A" + w + "A")
