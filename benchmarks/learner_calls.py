@@ -18,6 +18,7 @@ thread. Usage::
 
     python benchmarks/learner_calls.py                  # n = 8 (the issue's size) and n = 32
     python benchmarks/learner_calls.py --sizes 8 --json out.json
+    python benchmarks/learner_calls.py --docs           # also rewrite the table in docs/performance.md
 
 Nothing here is a test: the figures are minima on a possibly shared machine.
 """
@@ -28,7 +29,9 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
+from pathlib import Path
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
@@ -104,12 +107,38 @@ def measure(n, m=2, calls=20000, repeats=5):
     return rows
 
 
+def markdown(out, command) -> str:
+    sizes = list(out["sizes"])
+    rows = list(out["sizes"][sizes[0]])
+    lines = [f"`{command}` ({out['machine']}; minimum of repeats, microseconds per call or per step):", "",
+             "| call | " + " | ".join(f"n = {n}" for n in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    for r in rows:
+        lines.append(f"| {r} | " + " | ".join(f"{out['sizes'][n][r]:.2f}" for n in sizes) + " |")
+    lines.append("| step / chunk | " + " | ".join(f"{out['sizes'][n]['step'] / out['sizes'][n]['chunk']:.1f}x"
+                                              for n in sizes) + " |")
+    if 8 in out["sizes"]:
+        us = out["sizes"][8]["step"]
+        lines += ["", f"Goal of issue 10, `OnlineLearner.step` <= {GOAL_US:g} us at n = 8: "
+                  f"{'met' if us <= GOAL_US else 'not met'} ({us:.2f} us)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(text, path):
+    doc = Path(path).read_text()
+    pattern = re.compile(r"(<!-- generated:learner-calls -->\n).*?(<!-- /generated:learner-calls -->)", re.S)
+    if not pattern.search(doc):
+        raise SystemExit(f"{path} has no block 'learner-calls'")
+    Path(path).write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), doc))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 32])
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--docs", nargs="?", const=str(Path(__file__).resolve().parents[1] / "docs" / "performance.md"),
+                    metavar="PATH", help="rewrite the generated block 'learner-calls' of PATH (docs/performance.md)")
     args = ap.parse_args(argv)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, one BLAS thread"
     print(f"# OnlineLearner calls from Python ({machine}); microseconds, minimum of {args.repeats} repeats")
@@ -127,6 +156,10 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
+    if args.docs:
+        command = "python benchmarks/learner_calls.py" + ("" if argv is None else " " + " ".join(argv))
+        write_docs(markdown(out, command), args.docs)
+        print(f"wrote the table into {args.docs}")
 
 
 if __name__ == "__main__":
