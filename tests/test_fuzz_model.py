@@ -464,11 +464,6 @@ def test_the_fuzzed_models_are_what_the_tests_think_they_are():
         assert raw[:4] == b"PK\x03\x04" and struct.unpack("<I", raw[-22:-18])[0] == 0x06054B50
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (io.py load / rules/snap.py): a SnAp state whose sensitivity pattern (state.idx, state.off) does not "
-    "fit the file's mask loads once its checksums are rewritten to match; the learner then fails at its first "
-    "step with the rule's ValueError ('pattern was made for another connectivity mask') instead of load() "
-    "raising ModelFileError"))
 def test_a_snap_pattern_that_does_not_fit_the_mask_is_refused_at_load():
     _, raw = model("snap")
     content = entries(raw)
@@ -481,3 +476,21 @@ def test_a_snap_pattern_that_does_not_fit_the_mask_is_refused_at_load():
     with file_with(archive(content)) as path:
         back = load_or_error(path)
     assert back is None, "loaded a learner that cannot step"
+
+
+def test_an_unknown_entry_in_a_version_2_file_is_refused():
+    """A renamed 'wmask' (checksums rewritten to match) must not load as a dense network."""
+    _, raw = model("snap")
+    content = entries(raw)
+    content["mask"] = content.pop("wmask")
+    meta = json.loads(str(content["meta"]))
+    meta["sha256"]["mask"] = meta["sha256"].pop("wmask")
+    content["meta"] = np.array(json.dumps(meta))
+    with file_with(archive(content)) as path:
+        with pytest.raises(ModelFileError, match="unexpected entries"):
+            load_with_metadata(path)
+
+
+def test_engine_jax_is_refused_at_once_for_a_rule_without_a_jax_loop():
+    with pytest.raises(ValueError, match="no loop for engine 'jax'"):
+        rtrl.OnlineLearner(3, 1, learning_rate=0.1, rule="bptt:4", engine="jax")

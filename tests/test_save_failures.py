@@ -105,10 +105,6 @@ def test_a_full_disk_through_the_api_keeps_the_previous_file(tmp_path, monkeypat
     _same(load(path), net)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (io.py atomic_write/save, not editable here): a save that fails while writing re-raises the "
-    "bare OSError of the write, '[Errno 28] No space left on device', which names neither the model file "
-    "nor its folder; `rtrl stream` adds the path itself, the API does not"))
 def test_the_api_error_of_a_failed_save_names_the_path(tmp_path, monkeypatch):
     net = rtrl.OnlineLearner(3, 2, learning_rate=0.3, rng=1)
     path = tmp_path / "m.npz"

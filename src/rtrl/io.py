@@ -119,6 +119,12 @@ def atomic_write(path: "str | os.PathLike[str]", write: Callable[[IO[bytes]], No
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.filename is None:  # (a failed write or fsync names no file): name the model file
+            raise type(exc)(exc.errno, exc.strerror or str(exc), path) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -398,7 +404,9 @@ def _check(spath, raw, meta):
         names = dict(zip(_ARRAYS_V1, ("W", "state.y", "state.P", "y0")))
         rule_meta = {"name": "rtrl", "options": {}}
     else:
-        names = {name: name for name in raw}
+        # the entries a version-2 file may hold; anything else (a renamed 'wmask', ...) is refused
+        names = {name: name for name in raw
+                 if name in ("W", "y0", "wmask") or name.startswith(("state.", "optim."))}
         rule_meta = meta.get("rule")
     if set(raw) - set(names):
         raise ModelFileError(spath, f"is not an rtrl model file of format version {meta['format_version']}: "
@@ -468,6 +476,9 @@ def load_with_metadata(path: "str | os.PathLike[str]") -> tuple["OnlineLearner",
             if a.dtype != want.dtype or a.shape != want.shape:
                 raise ModelFileError(spath, f"array {key!r}: expected {want.dtype} of shape {want.shape} for rule "
                                      f"{rule.spec!r}, n_units={n}, got {a.dtype} of shape {a.shape}")
+            if name in rule.structural_fields and not np.array_equal(a, want):
+                raise ModelFileError(spath, f"array {key!r} does not fit the file's rule {rule.spec!r} and "
+                                     "connectivity mask (the pattern init() makes from them); the file was altered")
             fields.append(a)
         extra = sorted(k for k in arrays if k.startswith("state.") and k[6:] not in template._fields)
         if extra:

@@ -371,6 +371,12 @@ class OnlineLearner:
         check_method(value, ENGINES, "engine")
         if self._rule.name == "hybrid" and value == "numpy":
             raise ValueError("rule 'hybrid' runs on a compiled engine only: engine='numba' or 'jax'")
+        if value == "jax" and not hasattr(self._rule, "run_jax"):
+            from .rules.base import REGISTRY
+
+            have = sorted(name for name, cls in REGISTRY.items() if hasattr(cls, "run_jax"))
+            raise ValueError(f"engine: rule {self._rule.name!r} has no loop for engine 'jax' (the rules with one: "
+                             f"{have}); use engine='numba' or 'numpy'")
         self._engine = value
         self._update_fast()
 

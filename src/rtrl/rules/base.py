@@ -127,6 +127,8 @@ class Rule:
     dtypes: ClassVar[tuple] = ("float64",)
     #: The option that ``"name:VALUE"`` sets (e.g. ``subgroup:4`` sets ``groups``), if any.
     short_option: ClassVar[str | None] = None
+    #: State fields fixed by ``init`` (a sparsity pattern): a model file's must equal them.
+    structural_fields: ClassVar[tuple] = ()
 
     # -- to provide ------------------------------------------------------------------------
     def init(self, W: np.ndarray, y0: np.ndarray, *, stream: int = 0, wmask: np.ndarray | None = None) -> Any:

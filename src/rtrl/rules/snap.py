@@ -88,6 +88,7 @@ class SnAp(Rule):
     order: int = 1
 
     name = "snap"
+    structural_fields = ("idx", "off")  # the sensitivity pattern, made from the mask by init
     exact = False  # exact at saturation (order 2 on a dense network)
     unbiased = False
     cost = "O(K sum_i |S_i|^2): O(n K) for SnAp-1, O(n^3 K) for SnAp-2 on a dense network"

@@ -70,6 +70,7 @@ class Subgroup(Rule):
     groups: int | tuple = 2
 
     name = "subgroup"
+    structural_fields = ("idx", "off")  # the sensitivity pattern, made from the groups by init
     exact = False  # exact with groups = 1
     unbiased = False
     cost = "O(n^3 K / g^2): 2 n^3 K / g^2 flops"
