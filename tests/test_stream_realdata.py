@@ -6,15 +6,17 @@ import csv
 import numpy as np
 import pytest
 
+import rtrl
+
 from rtrl.cli import main
 from rtrl.io import load, load_with_metadata
 from rtrl.preprocessing import RunningStandardizer
 
 
-def _series(path, T=1200, seed=0, offset=500.0, amp=80.0):
+def _series(path, T=1200, seed=0, offset=500.0, amp=80.0, noise=2.0):
     """A raw sensor-like series far from [-1, 1]: value now -> value next step."""
     rng = np.random.default_rng(seed)
-    v = offset + amp * np.sin(np.arange(T + 1) * 0.25) + rng.normal(0, 2.0, T + 1)
+    v = offset + amp * np.sin(np.arange(T + 1) * 0.25) + rng.normal(0, noise, T + 1)
     with open(path, "w") as f:
         f.write("value,next\n")
         for i in range(T):
@@ -184,3 +186,93 @@ def test_running_standardizer_matches_numpy_and_rejects_damage():
             RunningStandardizer.from_dict(bad)
     with pytest.raises(ValueError, match="inf"):
         s.update([np.inf, 0.0])
+
+
+# -- lagged inputs and multi-step forecasts (issue 14's CLI part) ---------------------------------------------
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_lags_are_the_previous_rows_values_as_input_lines(tmp_path):
+    _series(tmp_path / "raw.csv", T=60, offset=0.0, amp=0.8, noise=0.05)
+    assert main(["stream", str(tmp_path / "raw.csv"), "--inputs", "value", "--targets", "next", "--units", "3",
+                 "--activation", "tanh", "--output-activation", "linear", "--lags", "2", "--seasonal-lags", "5",
+                 "--lr", "0.05",
+                 "--out", str(tmp_path / "p.csv"), "--checkpoint", str(tmp_path / "m.npz")]) == 0
+    v = np.array([float(r["value"]) for r in _rows(tmp_path / "raw.csv")])
+    nxt = np.array([float(r["next"]) for r in _rows(tmp_path / "raw.csv")])
+    lag = lambda L: np.concatenate([np.zeros(L), v[:-L]])  # noqa: E731  (0 before the stream has L rows)
+    xs = np.stack([v, lag(1), lag(2), lag(5)], axis=1)  # current, then each lag
+    net = rtrl.OnlineLearner(3, 4, learning_rate=0.05, activation=["linear", "tanh", "tanh"], rng=0)
+    ds = np.full((60, 3), np.nan)
+    ds[:, 0] = nxt
+    np.testing.assert_array_equal(_preds(tmp_path / "p.csv"), net.partial_fit(xs, ds)[:, 0])
+    np.testing.assert_array_equal(load(tmp_path / "m.npz").W, net.W)
+
+
+def test_horizon_forecasts_are_a_free_run_fed_by_the_forecasts(tmp_path):
+    _series(tmp_path / "raw.csv", T=80)
+    ck = str(tmp_path / "m.npz")
+    assert main(["stream", str(tmp_path / "raw.csv"), *RAW, "--lags", "2", "--checkpoint", ck,
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    _series(tmp_path / "new.csv", T=6, seed=3)
+    assert main(["predict", ck, str(tmp_path / "new.csv"), "--out", str(tmp_path / "s.csv")]) == 0
+    assert main(["stream", str(tmp_path / "new.csv"), "--model", ck, "--no-learn", "--horizon", "3",
+                 "--out", str(tmp_path / "h.csv")]) == 0
+    h = _rows(tmp_path / "h.csv")
+    assert list(h[0]) == ["row", "pred_next", "pred_next_h2", "pred_next_h3"]
+    np.testing.assert_array_equal([float(r["pred_next"]) for r in h], _preds(tmp_path / "s.csv"))
+    # by hand, row 1: standardise, lags from the checkpoint's history, then feed each forecast back
+    net, meta = load_with_metadata(ck)
+    info = meta["extra"]["stream"]
+    sx = RunningStandardizer.from_dict(info["standardize"]["inputs"])
+    sd = RunningStandardizer.from_dict(info["standardize"]["targets"])
+    hist = [r[0] for r in info["history"]]
+    v0 = float(_rows(tmp_path / "new.csv")[0]["value"])
+    sx.update([v0])
+    seq, y = [v0], net.y
+    forecasts = []
+    for step in range(3):
+        cur, lag1, lag2 = seq[-1], (hist + seq)[-2], (hist + seq)[-3]
+        x = sx.transform(np.array([cur, lag1, lag2]))
+        y = rtrl.forward(net.W, x[None], activation=net.activation, y0=y)[0]
+        forecasts.append(sd.inverse(y[:1])[0])
+        seq.append(forecasts[-1])
+    np.testing.assert_allclose([float(h[0][c]) for c in ("pred_next", "pred_next_h2", "pred_next_h3")],
+                               forecasts, rtol=1e-12)
+
+
+def test_resume_with_lags_and_horizon_is_bit_identical(tmp_path):
+    _series(tmp_path / "raw.csv", T=300)
+    lines = (tmp_path / "raw.csv").read_text().splitlines(True)
+    (tmp_path / "half.csv").write_text("".join(lines[:120]))
+    extra = ["--lags", "3", "--seasonal-lags", "12", "--horizon", "4"]
+    assert main(["stream", str(tmp_path / "raw.csv"), *RAW, *extra, "--out", str(tmp_path / "a.csv"),
+                 "--checkpoint", str(tmp_path / "a.npz")]) == 0
+    assert main(["stream", str(tmp_path / "half.csv"), *RAW, *extra, "--out", str(tmp_path / "b.csv"),
+                 "--checkpoint", str(tmp_path / "b.npz")]) == 0
+    assert main(["stream", str(tmp_path / "raw.csv"), "--resume", "--checkpoint", str(tmp_path / "b.npz"),
+                 "--out", str(tmp_path / "b.csv")]) == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    np.testing.assert_array_equal(load(tmp_path / "a.npz").W, load(tmp_path / "b.npz").W)
+
+
+@pytest.mark.parametrize("extra,match", [(["--lags", "0"], "--lags"), (["--horizon", "0"], "--horizon"),
+                                         (["--seasonal-lags", "12,x"], "--seasonal-lags"),
+                                         (["--feedback", "next"], "--feedback"),
+                                         (["--horizon", "2", "--feedback", "next=other"], "feedback")])
+def test_bad_forecasting_settings_are_named(tmp_path, capsys, extra, match):
+    _series(tmp_path / "raw.csv", T=5)
+    assert main(["stream", str(tmp_path / "raw.csv"), "--inputs", "value", "--targets", "next", *extra]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_lags_that_contradict_the_checkpoint_are_refused(tmp_path, capsys):
+    _series(tmp_path / "raw.csv", T=20)
+    ck = str(tmp_path / "m.npz")
+    assert main(["stream", str(tmp_path / "raw.csv"), *RAW, "--lags", "2", "--checkpoint", ck,
+                 "--out", str(tmp_path / "p")]) == 0
+    capsys.readouterr()
+    assert main(["stream", str(tmp_path / "raw.csv"), "--resume", "--checkpoint", ck, "--lags", "3"]) == 2
+    assert "contradict" in capsys.readouterr().err

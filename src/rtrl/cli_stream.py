@@ -73,6 +73,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise inputs and targets online (running mean and standard deviation, saved in "
                         "checkpoints) and write predictions in the data's units; use with linear target units")
+    p.add_argument("--lags", type=int, metavar="K",
+                   help="lagged inputs: each input column's values of the K previous rows are input lines too "
+                        "(with a linear target unit: an online AR(K) model, plus the recurrent units' memory)")
+    p.add_argument("--seasonal-lags", metavar="S[,S...]",
+                   help="more lags, e.g. 12 for monthly data: each input column's value S rows back")
+    p.add_argument("--horizon", type=int, metavar="H",
+                   help="forecasts 1..H rows ahead per row (columns pred_<t>, pred_<t>_h2, ...): a free run of a "
+                        "copy of the network, forecasts fed back (--feedback); default 1")
+    p.add_argument("--feedback", metavar="TARGET=INPUT[,...]",
+                   help="which input column each target's forecast feeds in the free run (default: the one input, "
+                        "with one input and one target); other inputs hold their last value")
     p.add_argument("--no-learn", action="store_true",
                    help="serve a model (--model or --resume): predict at forward cost, the weights stay "
                         "(target columns are not read); the same as rtrl predict")
@@ -81,6 +92,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--clip-norm", type=float, metavar="C",
                    help="cap the Frobenius norm of each per-step gradient (default: no cap)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="threads for the compiled loops and BLAS (default: RTRL_NUM_THREADS, OMP_NUM_THREADS or the "
+                        "cores; see rtrl.threads)")
     p.add_argument("--engine", choices=ENGINES, help="numba (default), numpy (the reference) or jax (rules rtrl and hybrid; pip install 'rtrl[jax]')")
     p.add_argument("--rule", metavar="SPEC",
                    help="learning rule: rtrl (default, exact), hybrid, bptt:H, subgroup:G, snap-1, uoro, kf-rtrl, "
@@ -141,6 +155,7 @@ def _build_learner(args, n_inputs, n_targets):
     if args.clip_norm is not None:
         check_positive(args.clip_norm, "--clip-norm")
     n = args.units if args.units is not None else n_targets + 4
+    n_inputs *= 1 + len(_lags(args) or ())
     return OnlineLearner(n, n_inputs,
                          learning_rate=0.1 if args.lr is None else args.lr, rule=_rule(args),
                          activation=_activation(args, n, n_targets), teacher_forcing=bool(args.teacher_forcing),
@@ -168,6 +183,41 @@ def _activation(args, n, n_targets):
         per_unit[:n_targets] = [args.output_activation] * n_targets
         act = check_activation(per_unit, n)
     return act
+
+
+def _lags(args):
+    """The lag offsets of --lags K (1..K) and --seasonal-lags, sorted; None if neither is given."""
+    if args.lags is None and args.seasonal_lags is None:
+        return None
+    out = set()
+    if args.lags is not None:
+        if args.lags < 1:
+            raise ValueError(f"--lags: expected an integer >= 1 (rows back), got {args.lags}")
+        out.update(range(1, args.lags + 1))
+    if args.seasonal_lags is not None:
+        for cell in args.seasonal_lags.split(","):
+            try:
+                v = int(cell.strip())
+            except ValueError:
+                raise ValueError(f"--seasonal-lags: expected integers >= 1 separated by commas, got "
+                                 f"{args.seasonal_lags!r}") from None
+            if v < 1:
+                raise ValueError(f"--seasonal-lags: expected integers >= 1, got {v}")
+            out.add(v)
+    return tuple(sorted(out))
+
+
+def _feedback(args):
+    """--feedback TARGET=INPUT pairs as a dict, or None."""
+    if args.feedback is None:
+        return None
+    out = {}
+    for pair in args.feedback.split(","):
+        tgt, sep, col = pair.partition("=")
+        if not sep or not tgt.strip() or not col.strip():
+            raise ValueError(f"--feedback: expected TARGET=INPUT pairs separated by commas, got {args.feedback!r}")
+        out[tgt.strip()] = col.strip()
+    return out
 
 
 def _optimizer(args):
@@ -277,6 +327,10 @@ def main_stream(args) -> int:
         return _fail("--every needs --checkpoint PATH")
     if args.resume and not args.checkpoint:
         return _fail("--resume needs --checkpoint PATH")
+    if args.threads is not None and args.threads < 1:
+        return _fail(f"--threads: expected an integer >= 1, got {args.threads}")
+    if args.horizon is not None and args.horizon < 1:
+        return _fail(f"--horizon: expected an integer >= 1, got {args.horizon}")
     if args.no_learn and not (args.model or (args.resume and os.path.exists(args.checkpoint))):
         return _fail("--no-learn serves a trained model: give --model PATH (or --resume with an existing "
                      "--checkpoint)")
@@ -314,9 +368,6 @@ def main_stream(args) -> int:
             if args.model:
                 assert learner is not None
                 _check_loaded(args, learner, args.model)
-                if learner.n_inputs != len(inputs):
-                    return _fail(f"the model in {args.model} has {learner.n_inputs} input lines, "
-                                 f"--inputs names {len(inputs)}")
             else:
                 if args.units is not None and args.units < len(targets):
                     return _fail(f"--units: expected at least one unit per target ({len(targets)}), "
@@ -331,6 +382,8 @@ def main_stream(args) -> int:
                 if _same_file(a, b) and {flag_a, flag_b} != {"--checkpoint", "--model"}:
                     return _fail(f"{flag_a} and {flag_b} name the same file {a}; the run would overwrite it")
         assert learner is not None
+        if args.threads is not None:
+            learner.threads = args.threads
         if info is not None and info.get("run"):
             run_info = info["run"]  # how the stream was first started
         else:
@@ -343,7 +396,7 @@ def main_stream(args) -> int:
                         clip_targets=args.clip_targets,
                         saturation_rows=SATURATION_ROWS if args.saturation_rows is None else args.saturation_rows,
                         learn=not args.no_learn, standardize=_standardize(args, model_info, inputs, targets),
-                        **counts)
+                        **_forecasting(args, model_info), **counts)
     except ModelFileError as exc:
         return _fail(f"cannot read model file {exc}")
     except (TypeError, ValueError) as exc:
@@ -358,6 +411,22 @@ def main_stream(args) -> int:
         return _run(args, stream, info, source, out_path)
     finally:
         stream.close()
+
+
+def _forecasting(args, model_info):
+    """lags, history, horizon and feedback for the Stream: the command line's, checked against a checkpoint's."""
+    saved = model_info or {}
+    lags = _lags(args)
+    saved_lags = tuple(saved.get("lags") or ())
+    if model_info is not None and lags is not None and lags != saved_lags:
+        raise ValueError(f"--lags/--seasonal-lags {list(lags)} contradict the model's lags {list(saved_lags)} (its "
+                         "input lines were made for them); drop the flags or start a new model")
+    horizon = args.horizon if args.horizon is not None else saved.get("horizon", 1)
+    feedback = _feedback(args)
+    if feedback is None:
+        feedback = saved.get("feedback")
+    return {"lags": lags if lags is not None else saved_lags, "history": saved.get("history") or (),
+            "horizon": int(horizon), "feedback": feedback}
 
 
 def _standardize(args, model_info, inputs, targets):
@@ -404,7 +473,8 @@ def main_predict(args) -> int:
     full = argparse.Namespace(
         input=args.input, inputs=args.inputs, targets=args.targets, units=None, lr=None, activation=None,
         output_activation=None, optimizer=None, optimizer_option=[], schedule=None, schedule_option=[],
-        standardize=None, no_learn=True, teacher_forcing=None, clip_norm=None, seed=0, engine=None, rule=None,
+        standardize=None, no_learn=True, teacher_forcing=None, clip_norm=None, seed=0, threads=None, engine=None,
+        lags=None, seasonal_lags=None, horizon=None, feedback=None, rule=None,
         rule_option=[], model=args.model, checkpoint=None, every=0, resume=False, on_bad_row=args.on_bad_row,
         clip_targets=False, saturation_rows=None, out=args.out)
     return main_stream(full)

@@ -380,6 +380,22 @@ class Stream:
         statistics that include their row (so the first target is 0, not a raw value); the
         prediction for a row is written back with the target statistics from before that row
         (it cannot have seen its target). Saved in checkpoints.
+    lags : sequence of int
+        Lagged inputs: for each offset L (>= 1) and each input column, the column's value L rows
+        back is an extra input line (after the current values, offset by offset; 0 -- the mean,
+        when standardising -- until the stream has L rows). The learner has
+        ``len(inputs) * (1 + len(lags))`` input lines. A linear target unit's input weights then
+        form an online autoregressive model, and the recurrent units add memory on top.
+    horizon : int
+        Forecasts per row and target: h = 1 is the usual prediction; h = 2..H run a copy of the
+        network freely from the same moment (before learning from the row, forward cost only),
+        feeding each forecast back into its input column (``feedback``) and holding the other
+        input columns at their last value. Output columns ``pred_<t>`` and ``pred_<t>_h2`` ...
+    feedback : dict
+        target column -> the input column its forecast feeds for h >= 2. Default: with one input
+        and one target, the target feeds the input (forecasting a series from its own past).
+    history : rows
+        The last input rows (raw values, oldest first) carried over from a checkpoint (lags).
     """
 
     def __init__(self, learner: OnlineLearner, inputs: Sequence[str], targets: Sequence[str], *,
@@ -387,7 +403,8 @@ class Stream:
                  rows_read: int = 0, bad_rows: int = 0, source: str = "-", out_path: str | None = None,
                  run_info: dict | None = None, log: Callable[[str], None] | None = None, clip_targets: bool = False,
                  clipped_targets: int = 0, saturation_rows: int = SATURATION_ROWS, learn: bool = True,
-                 standardize: Any = False) -> None:
+                 standardize: Any = False, lags: Sequence[int] = (), horizon: int = 1,
+                 feedback: dict[str, str] | None = None, history: Sequence[Sequence[float]] = ()) -> None:
         from .learner import OnlineLearner
 
         if not isinstance(learner, OnlineLearner):
@@ -397,9 +414,32 @@ class Stream:
                              f"{learner.n_streams} (a CSV stream feeds one network)")
         self.inputs = tuple(inputs)
         self.targets = tuple(targets)
-        if len(self.inputs) != learner.n_inputs:
-            raise ValueError(f"inputs: the model has {learner.n_inputs} input lines, got {len(self.inputs)} "
-                             f"columns {list(self.inputs)}")
+        self.lags = tuple(sorted(set(int(v) for v in lags))) if lags else ()
+        for v in lags:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"lags: expected integers >= 1 (rows back), got {v!r}")
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
+        self.horizon = int(horizon)
+        lines_expected = len(self.inputs) * (1 + len(self.lags))
+        if lines_expected != learner.n_inputs:
+            lagged = f" x (1 + {len(self.lags)} lags) = {lines_expected} lines" if self.lags else ""
+            raise ValueError(f"inputs: the model has {learner.n_inputs} input lines, --inputs names "
+                             f"{len(self.inputs)} {list(self.inputs)}{lagged}")
+        if feedback is None:
+            feedback = ({self.targets[0]: self.inputs[0]} if len(self.inputs) == 1 and len(self.targets) == 1
+                        else {})
+        for tgt, col in feedback.items():
+            if tgt not in self.targets or col not in self.inputs:
+                raise ValueError(f"feedback: {tgt}={col} must name a target column ({list(self.targets)}) and an "
+                                 f"input column ({list(self.inputs)})")
+        self.feedback = dict(feedback)
+        self._fb = [(self.targets.index(tgt), self.inputs.index(col)) for tgt, col in self.feedback.items()]
+        depth = max(self.lags, default=0)
+        rows = [list(map(float, r)) for r in history][-depth:] if depth else []
+        if any(len(r) != len(self.inputs) or not all(math.isfinite(v) for v in r) for r in rows):
+            raise ValueError(f"history: expected rows of {len(self.inputs)} finite numbers")
+        self.history = rows
         if not 1 <= len(self.targets) <= learner.n_units:
             raise ValueError(f"targets: expected 1 to n_units = {learner.n_units} columns (one per target unit), "
                              f"got {len(self.targets)}")
@@ -539,6 +579,11 @@ class Stream:
                 "run": self.run_info}
         if self.scalers is not None:
             info["standardize"] = {"inputs": self.scalers[0].to_dict(), "targets": self.scalers[1].to_dict()}
+        if self.lags or self.horizon > 1:
+            info["lags"] = list(self.lags)
+            info["history"] = self.history
+            info["horizon"] = self.horizon
+            info["feedback"] = self.feedback
         try:
             self.learner.save(self.checkpoint, extra={CHECKPOINT_KEY: info})
         except OSError as exc:
@@ -547,8 +592,12 @@ class Stream:
 
     # -- the loop -----------------------------------------------------------------------------
     def header_line(self) -> str:
-        """The header of the prediction output: ``row`` and one ``pred_<target>`` per target column."""
-        return ",".join(["row"] + [f"pred_{c}" for c in self.targets]) + "\n"
+        """The header of the prediction output: ``row`` and ``pred_<target>`` per target column (with a
+        horizon H > 1, then ``pred_<target>_h2`` ... ``_hH`` after each)."""
+        cols = []
+        for c in self.targets:
+            cols += [f"pred_{c}"] + [f"pred_{c}_h{h}" for h in range(2, self.horizon + 1)]
+        return ",".join(["row"] + cols) + "\n"
 
     def run(self, lines: Iterable["str | bytes"], out: IO[bytes], *, skip: int = 0, out_bytes: int = 0,
             write_header: bool = True) -> StreamResult:
@@ -711,7 +760,9 @@ class Stream:
         d = np.zeros((1, n))
         mask = np.zeros((1, n), dtype=bool)
         x_row, d_row, mask_row = x[0], d[0], mask[0]
-        empty_pred = "," * k_out + "\n"
+        m_cols = len(self.inputs)  # the input columns (x_row[:m_cols]); lagged lines follow
+        raw_x = np.zeros(m_cols)
+        empty_pred = "," * (k_out * self.horizon) + "\n"
         if write_header:
             write(self.header_line())
         pinned = 0  # targeted rows in a row with a target unit pinned at a bound
@@ -758,17 +809,25 @@ class Stream:
                         self.save_checkpoint()
                 continue
             self.clipped_targets += clipped
+            raw_x[:] = x_row[:m_cols]
+            t_before = None
             if scalers is not None:
                 t_before = scalers[1].copy()  # the prediction for this row cannot have seen its target
-                scalers[0].update(x_row)
-                x_row[:] = scalers[0].transform(x_row)
+                scalers[0].update(raw_x)
+                x_row[:m_cols] = scalers[0].transform(raw_x)
                 if self.learn:
                     scalers = self.scalers = (scalers[0], t_stats)
+            if self.lags:
+                self._fill_lags(x_row, self.history, m_cols)
+            W_now = learner.W if self.horizon > 1 else None  # (the weights the forecasts are made with)
 
             if not self.learn:
                 ys = learner.forward(x)
                 preds = ys[0, :k_out]
-                preds = (t_before.inverse(preds) if scalers is not None else preds).tolist()
+                preds = (t_before.inverse(preds) if t_before is not None else preds).tolist()
+                if self.horizon > 1:
+                    preds = self._with_horizon(preds, W_now, ys[0], raw_x, t_before)
+                self._remember(raw_x)
                 self.rows_read += 1
                 write(f"{self.rows_read},{','.join(map(repr, preds))}\n")
                 if self.every and self.rows_read % self.every == 0:
@@ -801,8 +860,11 @@ class Stream:
                         raise SaturatedError(st.t, line, learner.learning_rate, self.targets[j], bound,
                                              acts[j], pinned)
             self.rows_read += 1
-            if scalers is not None:
+            if t_before is not None:
                 preds = t_before.inverse(preds).tolist()  # in the data's units (the statistics before this row)
+            if self.horizon > 1:
+                preds = self._with_horizon(preds, W_now, ys[0], raw_x, t_before)
+            self._remember(raw_x)
             write(f"{self.rows_read},{','.join(map(repr, preds))}\n")
             if save_due or (self.every and self.rows_read % self.every == 0):
                 if pinned:
@@ -810,6 +872,51 @@ class Stream:
                 else:
                     save_due = False
                     self.save_checkpoint()
+
+    def _fill_lags(self, x_row, history, m_cols) -> None:
+        """The lagged input lines of x_row (after its first m_cols), from raw rows ``history`` (oldest first)."""
+        scaler = self.scalers[0] if self.scalers is not None else None
+        for i, L in enumerate(self.lags):
+            part = x_row[m_cols * (1 + i):m_cols * (2 + i)]
+            if len(history) >= L:
+                row = np.asarray(history[-L])
+                part[:] = scaler.transform(row) if scaler is not None else row
+            else:
+                part[:] = 0.0  # before the stream has L rows: 0 (the mean, when standardising)
+
+    def _remember(self, raw_x) -> None:
+        """Keep this row's raw inputs for the lags (the last max(lags) rows)."""
+        if self.lags:
+            self.history.append(raw_x.tolist())
+            del self.history[:-max(self.lags)]
+
+    def _with_horizon(self, preds, W, y_next, raw_x, t_before) -> list:
+        """preds (one per target, h = 1) and the free-run forecasts h = 2..H, ordered target by target."""
+        from .kernels import forward_kernel
+
+        learner = self.learner
+        k_out, m_cols, H = len(self.targets), len(self.inputs), self.horizon
+        scaler = self.scalers[0] if self.scalers is not None else None
+        hist = [list(r) for r in self.history] + [raw_x.tolist()]
+        vals = raw_x.copy()
+        cur = np.array(y_next, dtype=np.float64)
+        x = np.zeros((1, learner.n_inputs))
+        empty = np.zeros(0, dtype=np.int64)
+        out = [[p] for p in preds]
+        prev = np.array(preds)  # the last forecasts, in the data's units
+        for _ in range(2, H + 1):
+            vals = vals.copy()
+            for j, i in self._fb:
+                vals[i] = prev[j]  # the forecast feeds its input column; the others hold their last value
+            x[0, :m_cols] = scaler.transform(vals) if scaler is not None else vals
+            if self.lags:
+                self._fill_lags(x[0], hist, m_cols)
+            cur = forward_kernel(W, cur, x, learner._act_codes, empty, empty)[0]
+            prev = cur[:k_out] if t_before is None else t_before.inverse(cur[:k_out])
+            for j in range(k_out):
+                out[j].append(float(prev[j]))
+            hist.append(vals.tolist())
+        return [v for per_target in out for v in per_target]
 
     @staticmethod
     def _pinned(preds, d_row, mask_row, bounds):
