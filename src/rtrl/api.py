@@ -230,14 +230,15 @@ def _check_batched_sequences(W, xs, targets, mask, y0, *, require_targets=True, 
 
 def run(state: RTRLState, xs: ArrayLike, targets: ArrayLike | None = None, mask: ArrayLike | None = None, *,
         learning_rate: float = 0.0, activation: Activation = "logistic", teacher_forcing: bool = False,
-        engine: str = "numba", clip_norm: float | None = None) -> tuple[RTRLState, np.ndarray]:
+        engine: str = "numba", clip_norm: float | None = None, threads: int | None = None
+        ) -> tuple[RTRLState, np.ndarray]:
     """Continue a run for ``len(xs)`` steps of real-time RTRL; pure (returns a new state).
 
     Running a stream in chunks gives exactly the state of one pass over the whole stream.
     A batched state (from ``init_state`` with W of shape (B, n, K)) takes xs (B, T, m) and
     targets/mask (B, T, n), and returns ys (B, T, n); each stream runs as it would alone.
     ``clip_norm`` (optional): a per-step gradient with a larger Frobenius norm is scaled down
-    to that norm before the weight change.
+    to that norm before the weight change. ``threads`` as in :func:`gradient`.
 
     Returns
     -------
@@ -248,6 +249,7 @@ def run(state: RTRLState, xs: ArrayLike, targets: ArrayLike | None = None, mask:
         raise TypeError(f"state: expected an RTRLState (from rtrl.init_state), got {type(state).__name__}")
     lr = check_positive(learning_rate, "learning_rate", allow_zero=True)
     check_activation(activation)
+    _use_threads(threads)
     if teacher_forcing and targets is None:
         raise ValueError("teacher_forcing: needs targets; pass targets or teacher_forcing=False")
     clip = _check_clip(clip_norm)
@@ -277,6 +279,14 @@ def _finite(value, who: str, fix: str):
     if not np.all(np.isfinite(value)):
         raise NonFiniteResultError(f"{who}: the result is not finite (an overflow inside the computation); {fix}")
     return value
+
+
+def _use_threads(threads) -> None:
+    """``threads=`` of the public functions: set rtrl's threads process-wide (:mod:`rtrl.threads`); None leaves them."""
+    if threads is not None:
+        from .threads import set_threads
+
+        set_threads(threads)
 
 
 def _check_clip(clip_norm) -> float:
@@ -316,7 +326,7 @@ def gradient(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | 
              rule: "str | Rule" = "rtrl", method: str | None = None, activation: Activation = "logistic",
              teacher_forcing: bool = False, y0: ArrayLike | None = None, engine: str = "numba", kernel: str = "auto",
              block: int | None = None, dtype: "str | np.dtype" = "float64",
-             weight_mask: ArrayLike | None = None) -> np.ndarray:
+             weight_mask: ArrayLike | None = None, threads: int | None = None) -> np.ndarray:
     """dJ/dW over one sequence with W held fixed (the epochwise gradient), by any learning rule.
 
     Parameters
@@ -356,6 +366,9 @@ def gradient(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | 
         Float type of the compiled computation (float32: engines "numba" and "jax").
     weight_mask : bool array (n, m+1+n), optional
         Connectivity: False where a weight does not exist; its gradient is reported as 0.
+    threads : int, optional
+        Threads for the compiled loops and BLAS (:mod:`rtrl.threads`, process-wide); None leaves
+        the setting in force (by default the cores available, or ``RTRL_NUM_THREADS``).
 
     Returns
     -------
@@ -371,6 +384,7 @@ def gradient(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLike | 
     True
     """
     check_activation(activation)
+    _use_threads(threads)
     check_method(engine, ENGINES, "engine")
     dt = _check_dtype(dtype, engine)
     if method == "bptt":
@@ -397,7 +411,7 @@ def train_online(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLik
                  teacher_forcing: bool = False, y0: ArrayLike | None = None, method: str | None = None,
                  engine: str = "numba", clip_norm: float | None = None, kernel: str = "auto",
                  block: int | None = None, dtype: "str | np.dtype" = "float64",
-                 weight_mask: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 weight_mask: ArrayLike | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real-time learning: the weights change after every step, and the next step uses them.
 
     ``W <- W - learning_rate * g(t)`` after each step t, where ``g(t)`` is the rule's estimate
@@ -407,7 +421,7 @@ def train_online(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLik
     applied. ``rule="hybrid"`` computes the very same per-step gradients as "rtrl" (hence the
     same weight trajectory, to rounding) by Schmidhuber's O(n^3)-per-step block method.
     ``weight_mask`` (n, K) keeps the weights where it is False at their initial value
-    (set them to 0 for a sparse network).
+    (set them to 0 for a sparse network). ``threads`` as in :func:`gradient`.
 
     Batched streams: W of shape (B, n, K), xs (B, T, m), targets and mask (B, T, n), y0 (n,)
     or (B, n) run B independent streams at once (each exactly as it would run alone) and
@@ -431,6 +445,7 @@ def train_online(W: ArrayLike, xs: ArrayLike, targets: ArrayLike, mask: ArrayLik
     """
     lr = check_positive(learning_rate, "learning_rate", allow_zero=True)
     check_activation(activation)
+    _use_threads(threads)
     check_method(engine, ENGINES, "engine")
     rule = resolve_rule(rule, method=method, kernel=kernel, block=block)
     dt = _check_dtype(dtype, engine)

@@ -45,14 +45,32 @@ def default_block(n_units: int) -> int:
     return max(4, int(n_units) // 2)
 
 
-@njit(cache=True, fastmath={"contract"})
-def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmask=None, fault=None):
+#: From this many numbers in P(t0) on, the per-step read goes through BLAS when more than one thread
+#: is in use (:func:`use_blas_read`).
+PARALLEL_READ_MIN = 1 << 17
+
+
+def use_blas_read(n: int, K: int, threads: int) -> bool:
+    """Whether the hybrid reads P(t0) with BLAS (dgemv, multithreaded) rather than its own loop.
+
+    NOTE (measured at n = 128 on the 2-core development machine): the loop is ~5 % faster on one
+    thread; dgemv on two threads is ~1.8x faster than either. A parallel Numba loop was tried and
+    is slower: its OpenMP threads and OpenBLAS's spin against each other on the same cores.
+    """
+    return threads > 1 and n * n * K >= PARALLEL_READ_MIN
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmask=None, fault=None, blas_read=False):
     """Real-time learning with the exact RTRL gradients, computed by the block hybrid.
 
     Same arguments and results as :func:`rtrl.kernels.rtrl_run_kernel` (less ``use_blas``,
     plus ``block``, the block length h >= 1; ``wmask`` as there): W (n, K), y (n,), P (n, n, K) float64
     C-contiguous (the sensitivities at the start, already zeroed for forced units);
     xs (T, m); ds, mask (T, n). Returns (W, y, P, ys (T, n), G (n, K)).
+
+    ``blas_read``: read P(t0) each step with BLAS (multithreaded) instead of the loop
+    (:func:`use_blas_read`); the same sums in another order (rounding).
 
     ``fault`` is for tests only (None, the default, compiles to the exact method): 1 drops the
     carried sensitivities Phi P(t0) at each block end (BPTT within blocks without RTRL's carry),
@@ -131,7 +149,10 @@ def hybrid_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, block, clip_norm, wmas
             # g = lam^T P(t0), the step's one read of all of P(t0) (the hybrid's per-step floor).
             # NOTE: a loop over four rows of P(t0) per pass: ~5 % faster here than BLAS dgemv
             # (and Numba's vector @ matrix path is ~5x slower).
-            _combine_rows(g, lam, P0, n, nK)
+            if blas_read:
+                np.dot(P0.T, lam, g)  # BLAS dgemv: the step's one read of P(t0), on all threads
+            else:
+                _combine_rows(g, lam, P0, n, nK)
             np.dot(C[:r0 + 1].T, Zs[:r0 + 1], gz)  # sum_tau c_tau (x) z(tau): (n, K)
             for i in range(n):
                 gi = gz[i]

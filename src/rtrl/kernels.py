@@ -35,10 +35,13 @@ default), float32 arrays float32 ones.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from numba import njit
 
 from .optim import opt_apply
+from .threads import blas_threads, get_threads, parallel_map, split
 
 __all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_blas", "BLAS_MIN_UNITS",
            "BATCH_INNER_MAX_UNITS", "KERNELS"]
@@ -133,7 +136,7 @@ def _combine_rows(out, coef, rows, n, nK):
         l += 1
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0, wmask=None):
     """Compiled real-time RTRL over a sequence; arguments are not modified.
 
@@ -256,7 +259,7 @@ def rtrl_run_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0,
     return W, y, Pout, ys, G
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
     """Compiled real-time RTRL over B independent streams, batch axis innermost.
 
@@ -402,7 +405,7 @@ def rtrl_run_batched_kernel(W, y, P, xs, ds, mask, lr, act, tf, clip_norm):
     return W, y, Pout, ys, G
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _run_streams_kernel(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm):
     """B streams one after the other with the single-stream kernel (larger networks).
 
@@ -444,6 +447,22 @@ def run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
     is that of :func:`rtrl_run_kernel` on it alone (to rounding).
     """
     Bn, n, K = W.shape
+    threads = min(get_threads(), Bn)
+    if threads > 1:
+        # Independent streams spread over the threads: each group of streams runs as it would alone
+        # (the kernels release the GIL); BLAS keeps one thread inside, the threads are the streams'.
+        def part(rng):
+            a, b = rng
+            return _run_batched_serial(W[a:b], y[a:b], P[a:b], xs[a:b], ds[a:b], mask[a:b], lr, act, tf, use_blas,
+                                       clip_norm)
+        with blas_threads(1) if use_blas else contextlib.nullcontext():
+            parts = parallel_map(part, split(Bn, threads), threads)
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(5))
+    return _run_batched_serial(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm)
+
+
+def _run_batched_serial(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm):
+    Bn, n, K = W.shape
     if use_blas or n > BATCH_INNER_MAX_UNITS:
         c = np.ascontiguousarray
         return _run_streams_kernel(c(W), c(y), c(P), c(xs), c(ds), c(mask), lr, act, tf, use_blas, clip_norm)
@@ -484,7 +503,7 @@ def prepare_row(x, d, mask, has_mask, ds_out, mk_out):
 
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def forward_kernel(W, y, xs, act, fb_in, fb_unit):
     """The network run forward with fixed weights, no sensitivities: O(n K) per step.
 
@@ -520,7 +539,7 @@ def step_arena_size(n: int, K: int) -> int:
     return n * K + n + n * n * K + n * K + n + 2 * n * K + 1
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
     """One real-time RTRL step for :meth:`rtrl.OnlineLearner.step`: checks, step and update in one call.
 

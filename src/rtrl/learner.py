@@ -22,6 +22,8 @@ from .api import (ENGINES, RTRLState, _check_batched_sequences, check_weight_mas
                   run_rule)
 from .kernels import choose_blas, forward_kernel, prepare_row, rtrl_step_inplace, step_arena_size
 from .network import DEFAULT_WEIGHT_SCALE, _check_count, init_weights
+from . import threads as _threads_mod
+from .threads import resolve_threads, set_threads
 from .optim import SGD, Constant, EmptyState, Optimizer, Schedule, apply_update, make_optimizer, make_schedule
 
 if TYPE_CHECKING:
@@ -223,6 +225,10 @@ class OnlineLearner:
         Each stream is exactly what it would be alone. None (default): one stream, no batch axis.
     weight_mask : bool array (n_units, n_inputs + 1 + n_units), optional
         Connectivity: weights where it is False are set to 0 and stay 0 (a sparse network).
+    threads : int, optional
+        Threads for the compiled loops and BLAS while this learner computes (:mod:`rtrl.threads`;
+        process-wide, set when one of its calls runs). None (default): the setting in force (the
+        cores available, or ``RTRL_NUM_THREADS``). Results do not depend on it beyond rounding.
 
     Attributes
     ----------
@@ -249,7 +255,9 @@ class OnlineLearner:
                  weight_scale: float = DEFAULT_WEIGHT_SCALE, rng: Any = None, W: ArrayLike | None = None,
                  y0: ArrayLike | None = None, engine: str = "numba", clip_norm: float | None = None,
                  n_streams: int | None = None, weight_mask: ArrayLike | None = None,
-                 optimizer: "str | Optimizer" = "sgd", schedule: "str | Schedule" = "constant") -> None:
+                 optimizer: "str | Optimizer" = "sgd", schedule: "str | Schedule" = "constant",
+                 threads: int | None = None) -> None:
+        self.threads = threads
         self._live: _Live | None = None  # the fast step's buffers, while it is in use
         # the fast step's settings (rtrl_step_inplace's params), rebuilt after a setting changes
         self._params: np.ndarray | None = None
@@ -381,6 +389,19 @@ class OnlineLearner:
         self._update_fast()
 
     @property
+    def threads(self) -> int | None:
+        """Threads this learner's calls use (None: the process's setting); validated on assignment."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        self._threads = None if value is None else resolve_threads(value)
+
+    def _use_threads(self) -> None:
+        if self._threads is not None and _threads_mod._current != self._threads:
+            set_threads(self._threads)
+
+    @property
     def optimizer(self) -> Optimizer:
         """The optimizer (read-only: its state lives in ``state``; build a new learner to change it)."""
         return self._optimizer
@@ -489,7 +510,7 @@ class OnlineLearner:
         return {"n_units": self.n_units, "n_inputs": self.n_inputs, "learning_rate": self.learning_rate,
                 "activation": self.activation if isinstance(self.activation, str) else list(self.activation),
                 "teacher_forcing": self.teacher_forcing, "engine": self.engine,
-                "clip_norm": self.clip_norm, "n_streams": self.n_streams,
+                "clip_norm": self.clip_norm, "n_streams": self.n_streams, "threads": self.threads,
                 "rule": {"name": self.rule.name, "options": self.rule.options()},
                 "optimizer": {"name": self.optimizer.name, "options": self.optimizer.options()},
                 "schedule": {"name": self.schedule.name, "options": self.schedule.options()}}
@@ -502,6 +523,8 @@ class OnlineLearner:
         The state is unchanged if the arguments are rejected. Batched streams: x (B, m),
         target and mask (B, n), returns (B, n).
         """
+        if self._threads is not None and _threads_mod._current != self._threads:
+            set_threads(self._threads)
         if self._fast:
             return self._fast_step(x, target, mask)
         if self.n_streams is not None:
@@ -638,6 +661,7 @@ class OnlineLearner:
 
     def _run_checked(self, xs, ds, mask) -> np.ndarray:
         """Advance over already validated arrays xs (T, m), ds (T, n) (0 where no target), mask (T, n)."""
+        self._use_threads()
         self._refresh()
         if not self._fused:
             if self._fast:

@@ -83,12 +83,20 @@ def _default_func():
     return run_one
 
 
-def _warm_up() -> float:
-    """Import the package and compile (or load from Numba's cache) the RTRL kernel; return seconds."""
+def _warm_up(threads: int | None = None) -> float:
+    """Import the package and compile (or load from Numba's cache) the RTRL kernel; return seconds.
+
+    ``threads``: the threads this worker's runs use (rtrl.threads.set_threads; None: leave them).
+    """
     start = time.perf_counter()
     import numpy as np
 
     import rtrl
+
+    if threads is not None:
+        from ..threads import set_threads
+
+        set_threads(threads)
 
     W = rtrl.init_weights(2, 1, rng=0)
     rtrl.train_online(W, np.ones((3, 1)), np.full((3, 2), 0.5), learning_rate=0.1)
@@ -133,6 +141,10 @@ class Runner:
         Show a tqdm progress bar on stderr. None (default): only when stderr is a terminal.
     timeout : float
         Seconds to wait for ``scheduler`` to answer and for its workers to join.
+    threads_per_worker : int, optional
+        Threads each run may use (:mod:`rtrl.threads`: BLAS and the compiled loops). Default: 1 on
+        Dask workers, so that workers x threads never exceeds the cores (a RuntimeWarning says when
+        a local cluster would oversubscribe them); in serial mode, this process's setting.
 
     Notes
     -----
@@ -142,9 +154,16 @@ class Runner:
     ones do not finish last on a single worker.
     """
 
-    def __init__(self, workers=None, scheduler=None, progress=None, timeout=CONNECT_TIMEOUT_S):
+    def __init__(self, workers=None, scheduler=None, progress=None, timeout=CONNECT_TIMEOUT_S,
+                 threads_per_worker=None):
+        from ..threads import resolve_threads
+
         self.timeout = float(timeout)
         self.workers = _check_workers(workers)
+        if threads_per_worker is None:
+            self.threads_per_worker = None if (self.workers == 0 and scheduler is None) else 1
+        else:
+            self.threads_per_worker = resolve_threads(threads_per_worker)
         if scheduler is not None and not isinstance(scheduler, str):
             raise TypeError(f"scheduler: expected an address string like 'tcp://127.0.0.1:8786', got "
                             f"{type(scheduler).__name__}")
@@ -173,7 +192,7 @@ class Runner:
 
     def __enter__(self):
         if self.serial:
-            _warm_up()
+            _warm_up(self.threads_per_worker)
             return self
         from distributed import Client, LocalCluster
 
@@ -191,7 +210,10 @@ class Runner:
                 raise TimeoutError(f"scheduler: no {self.workers or 1} worker(s) joined {self.scheduler!r} within "
                                    f"{self.timeout:g} s; start workers with `dask worker {self.scheduler}`") from None
         else:
+            from ..threads import check_oversubscription
+
             n = self.workers or default_workers()
+            check_oversubscription(n, self.threads_per_worker or 1, stacklevel=3)
             # NOTE: processes, one thread each: runs are CPU-bound compiled loops; distributed's
             # pre-spawn environment already pins OMP/MKL/OpenBLAS to one thread per worker.
             # Worker logs below CRITICAL are silenced: on a loaded machine a late heartbeat logs a
@@ -203,7 +225,7 @@ class Runner:
                                          scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
             self._client = Client(self._cluster, set_as_default=False)
         try:
-            self._client.run(_warm_up)
+            self._client.run(_warm_up, self.threads_per_worker)
         except Exception as exc:
             self.close()
             raise WorkerSetupError(f"Dask workers could not import rtrl or compile its kernel ({exc!r}); the workers "

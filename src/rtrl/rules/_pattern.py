@@ -223,7 +223,7 @@ def _apply_update(W, g, grow, G, wmask, lr, clip_norm, n, K):
                     W[i, j] -= scale * g[i, j]
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _sensitivity_step(W, Pa, Pb, A, idx, off, fp, e, keep, z, g, grow, n, m, K):
     """Pb = P(t+1) from Pa = P(t) on the pattern (eq. (*)); rows of g from the new rows.
 
@@ -262,7 +262,7 @@ def _sensitivity_step(W, Pa, Pb, A, idx, off, fp, e, keep, z, g, grow, n, m, K):
     return any_row
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def pattern_run_kernel(W, y, P, idx, off, xs, ds, mask, lr, act, tf, clip_norm, wmask):
     """The compiled loop of the pattern rules over a chunk; arguments are not modified.
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -238,15 +238,24 @@ def reference_run(rule: Rule, W: np.ndarray, state: Any, xs: np.ndarray, ds: np.
 
 def batched_run(rule: Rule, W: np.ndarray, state: Any, xs: np.ndarray, ds: np.ndarray, mask: np.ndarray,
                 **kwargs: Any) -> RunResult:
-    """B independent streams one after the other (W (B, n, K), state fields (B, ...), xs (B, T, m)).
+    """B independent streams (W (B, n, K), state fields (B, ...), xs (B, T, m)), spread over the threads.
 
-    Each stream's result is exactly what it would be alone. Rules with a batched kernel of
-    their own override :meth:`Rule.run` for this case.
+    Each stream's result is exactly what it would be alone (each runs on one thread; the compiled
+    loops release the GIL). Rules with a batched kernel of their own override :meth:`Rule.run`
+    for this case.
     """
-    outs = []
-    for b in range(W.shape[0]):
+    from ..threads import blas_threads, get_threads, parallel_map
+
+    def one(b):
         sb = type(state)(*(np.array(a[b]) if np.ndim(a) == 1 else a[b] for a in state))  # (B,) -> 0-d
-        outs.append(rule.run(W[b], sb, xs[b], ds[b], mask[b], **kwargs))
+        return rule.run(W[b], sb, xs[b], ds[b], mask[b], **kwargs)
+
+    threads = 1 if kwargs.get("engine", "numba") != "numba" else min(get_threads(), W.shape[0])
+    if threads > 1:
+        with blas_threads(1):  # the threads are the streams'
+            outs = parallel_map(one, range(W.shape[0]), threads)
+    else:
+        outs = [one(b) for b in range(W.shape[0])]
     Ws, states, ys, Gs = zip(*outs)
     stacked = type(state)(*(np.stack(parts) for parts in zip(*states)))
     return np.stack(Ws), stacked, np.stack(ys), np.stack(Gs)

@@ -62,7 +62,7 @@ def _count(a) -> int:
     return int(np.asarray(a).reshape(-1)[0])
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def bptt_run_kernel(W, y, zs, fps, es, forced, count, h, hp, xs, ds, mask, lr, act, tf, clip_norm, wmask):
     """Compiled BPTT(h; h') over a chunk; arguments are not modified.
 

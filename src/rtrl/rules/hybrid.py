@@ -23,7 +23,8 @@ import dataclasses
 
 import numpy as np
 
-from ..hybrid import default_block, hybrid_run_kernel
+from ..hybrid import default_block, hybrid_run_kernel, use_blas_read
+from ..threads import get_threads
 from .base import Rule, check_int_option, register
 from .rtrl import RTRL, SensitivityState
 
@@ -68,7 +69,10 @@ class Hybrid(Rule):
 
     def run_compiled(self, W, state, xs, ds, mask, lr, act, tf, clip, wmask):
         h = default_block(W.shape[0]) if self.block is None else self.block
-        if wmask is None:
+        if use_blas_read(W.shape[0], W.shape[1], get_threads()):
+            W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip, wmask, None,
+                                               True)
+        elif wmask is None:
             W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip)
         else:
             W, y, P, ys, G = hybrid_run_kernel(W, state.y, state.P, xs, ds, mask, lr, act, tf, h, clip, wmask)

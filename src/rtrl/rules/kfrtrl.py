@@ -131,7 +131,7 @@ class KFRTRL(Rule):
         return n + n * n + K
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def kfrtrl_run_kernel(W, y, A, u, key, count, xs, ds, mask, lr, act, tf, clip, wmask, eps):
     """Compiled KF-RTRL over a chunk, with the meaning of :func:`rtrl.rules.base.reference_run`.
 

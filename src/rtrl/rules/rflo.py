@@ -183,7 +183,7 @@ class EProp(RFLO):
     name = "eprop"
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def rflo_run_kernel(W, y, p, F, symmetric, tau, xs, ds, mask, lr, act, tf, clip, wmask):
     """Compiled RFLO / e-prop over a chunk, with the meaning of :func:`rtrl.rules.base.reference_run`.
 

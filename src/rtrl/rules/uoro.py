@@ -200,7 +200,7 @@ def _sumsq(A, rows, cols):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def uoro_run_kernel(W, y, ytil, thetil, key, count, xs, ds, mask, lr, act, tf, clip, wmask, eps):
     """Compiled UORO over a chunk, with the meaning of :func:`rtrl.rules.base.reference_run`.
 
