@@ -479,7 +479,11 @@ def _add_arguments(p):
     p.add_argument("--quick", action="store_true", help="short runs (about 1-2 minutes)")
     p.add_argument("--sizes", type=_pos_int, nargs="+", help="network sizes n (default 3 8 16 32 64 128; --engine jax: "
                    "128 256 512 1024 2048 on an accelerator, 64 128 on a CPU)")
-    p.add_argument("--threads", type=_pos_int, default=1, help="BLAS threads for every timing (default 1)")
+    p.add_argument("--threads", type=_pos_int, nargs="+", default=[1],
+                   help="threads for every timing (default 1); two or more counts, e.g. --threads 1 2: how the exact "
+                        "paths scale (exact RTRL, the hybrid, float32, batched streams; rtrl.bench_threads)")
+    p.add_argument("--docs", action="store_true",
+                   help="with --threads K1 K2 ...: also write the table into docs/performance.md")
     p.add_argument("--sections", nargs="+", default=["steps", "batched", "compile", "memory"],
                    choices=["steps", "batched", "compile", "memory"], help="what to run (default: all)")
     p.add_argument("--out", default="bench-out", help="output folder (default bench-out/)")
@@ -535,12 +539,47 @@ def _cli_jax(args, out) -> int:
     return 0
 
 
+def _cli_threads(args, out) -> int:
+    from . import bench_threads
+
+    try:
+        res = bench_threads.run(tuple(args.threads), sizes=args.sizes, quick=args.quick,
+                                log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"rtrl bench: error: {exc}", file=sys.stderr)
+        return 1
+    command = "rtrl bench --threads " + " ".join(map(str, args.threads)) + (
+        " --sizes " + " ".join(map(str, args.sizes)) if args.sizes else "") + (" --quick" if args.quick else "")
+    res["meta"]["command"] = command
+    (out / "bench-threads.json").write_text(json.dumps(res, indent=1))
+    md = bench_threads.markdown(res, command)
+    (out / "bench-threads.md").write_text(md)
+    print(md)
+    print(f"wrote {out / 'bench-threads.json'}, {out / 'bench-threads.md'}")
+    if args.docs:
+        doc = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
+        bench_threads.write_docs(md, doc)
+        print(f"wrote the table into {doc}")
+    return 0
+
+
 def _cli(args) -> int:
-    if args.threads < 1:
-        print("rtrl bench: --threads: expected an integer >= 1", file=sys.stderr)
+    if isinstance(args.threads, int):
+        args.threads = [args.threads]
+    if any(k < 1 for k in args.threads):
+        print("rtrl bench: --threads: expected integers >= 1", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if len(args.threads) > 1:
+        if args.engine != "numba":
+            print("rtrl bench: --threads with several counts measures the Numba engine only", file=sys.stderr)
+            return 2
+        return _cli_threads(args, out)
+    if args.docs:
+        print("rtrl bench: --docs goes with --threads K1 K2 ... (the thread-scaling table)", file=sys.stderr)
+        return 2
+    args.threads = args.threads[0]
     if os.environ.get(_CHILD_ENV) != "1":
         # Re-run in a child whose BLAS thread count is fixed before NumPy loads.
         cmd = [sys.executable, "-m", "rtrl.bench", "--threads", str(args.threads), "--out", str(out)]
