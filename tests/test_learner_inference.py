@@ -203,3 +203,18 @@ def test_settings_changed_between_fast_steps_take_effect():
         b.partial_fit(xs[t:t + 1], np.clip(ds[t:t + 1], -0.9, 0.9))
     np.testing.assert_array_equal(a.W, b.W)
     np.testing.assert_array_equal(a.P, b.P)
+
+
+def test_pickle_and_deepcopy_after_fast_steps_continue_exactly():
+    import copy
+    import pickle
+
+    net = rtrl.OnlineLearner(3, 2, learning_rate=0.01, optimizer="adam", activation="tanh", rng=0)
+    x, d = np.array([0.5, -1.0]), np.array([0.3, np.nan, np.nan])
+    for _ in range(5):
+        net.step(x, d)
+    copies = [pickle.loads(pickle.dumps(net)), copy.deepcopy(net)]
+    want = [net.step(x, d) for _ in range(3)]
+    for c in copies:
+        np.testing.assert_array_equal([c.step(x, d) for _ in range(3)], want)
+        np.testing.assert_array_equal(c.W, net.W)

@@ -35,13 +35,11 @@ default), float32 arrays float32 ones.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from numba import njit
 
 from .optim import opt_apply
-from .threads import blas_threads, get_threads, parallel_map, split
+from .threads import get_threads, parallel_map, split
 
 __all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_blas", "BLAS_MIN_UNITS",
            "BATCH_INNER_MAX_UNITS", "KERNELS"]
@@ -53,6 +51,10 @@ BLAS_MIN_UNITS = 6
 #: Up to this many units, batched streams run in the batch-innermost kernel; above, one
 #: stream after the other through the single-stream kernel (measured faster from n = 8 on).
 BATCH_INNER_MAX_UNITS = 5
+
+#: From this many units on, batched streams on several threads run one after the other, each step's
+#: product on BLAS's threads; below, the streams are split over the threads (see :func:`run_batched`).
+BATCH_BLAS_THREADS_MIN_UNITS = 48
 
 #: Names accepted by :func:`choose_blas` (``"auto"`` picks by size).
 KERNELS = ("auto", "loops", "blas")
@@ -448,16 +450,19 @@ def run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
     """
     Bn, n, K = W.shape
     threads = min(get_threads(), Bn)
-    if threads > 1:
-        # Independent streams spread over the threads: each group of streams runs as it would alone
-        # (the kernels release the GIL); BLAS keeps one thread inside, the threads are the streams'.
+    if threads > 1 and n < BATCH_BLAS_THREADS_MIN_UNITS:
+        # Independent streams spread over the threads, one group of streams per thread (the kernels
+        # release the GIL). NOTE: without BLAS: many small BLAS calls from several threads at once do
+        # not run in parallel with the OpenBLAS we ship with (measured: no gain at n = 8), while the
+        # explicit loops scale. Each stream's result equals the one-thread result to rounding (the
+        # loops and BLAS sum in another order); bit for bit up to BATCH_INNER_MAX_UNITS units.
         def part(rng):
             a, b = rng
-            return _run_batched_serial(W[a:b], y[a:b], P[a:b], xs[a:b], ds[a:b], mask[a:b], lr, act, tf, use_blas,
+            return _run_batched_serial(W[a:b], y[a:b], P[a:b], xs[a:b], ds[a:b], mask[a:b], lr, act, tf, False,
                                        clip_norm)
-        with blas_threads(1) if use_blas else contextlib.nullcontext():
-            parts = parallel_map(part, split(Bn, threads), threads)
+        parts = parallel_map(part, split(Bn, threads), threads)
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(5))
+    # one thread, or large networks: stream after stream, each product on BLAS's threads
     return _run_batched_serial(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm)
 
 

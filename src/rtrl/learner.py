@@ -439,6 +439,17 @@ class OnlineLearner:
         raise AttributeError("rule: read-only (the state was built for rule "
                              f"{self._rule.spec!r}); build a new OnlineLearner(..., rule=...) to change it")
 
+    def __getstate__(self) -> dict:
+        """For pickle and copy: the state as a plain LearnerState (the fast step's buffers are not copied;
+        a copy starts its own from it, so it continues exactly like the original)."""
+        self.state  # commits the fast step's buffers into _state  # noqa: B018
+        d = self.__dict__.copy()
+        d["_live"] = None
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+
     # -- the state ------------------------------------------------------------------------------
     @property
     def state(self) -> LearnerState:
