@@ -23,7 +23,7 @@ DS = np.full((5, 3), 0.5)
     (dict(mask=np.full((5, 3), 2)), ValueError, r"mask: expected booleans"),
     (dict(targets=np.full((5, 3), np.nan), mask=np.ones((5, 3), bool)), ValueError, r"targets: NaN at step 0, unit 0"),
     (dict(y0=np.zeros(2)), ValueError, r"y0: expected shape \(n_units,\) = \(3,\), got \(2,\)"),
-    (dict(activation="relu"), ValueError, r"activation: expected one of \('logistic', 'tanh'\), got 'relu'"),
+    (dict(activation="relu"), ValueError, r"activation: expected one of \('logistic', 'tanh', 'linear'\), got 'relu'"),
     (dict(method="adjoint"), ValueError, r"method: expected one of .*got 'adjoint'"),
     (dict(engine="cuda"), ValueError, r"engine: expected one of \('numba', 'numpy', 'jax'\), got 'cuda'"),
 ])

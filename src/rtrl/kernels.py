@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from .optim import opt_apply
-from .threads import get_threads, parallel_map, split
+from .threads import blas_threads, get_threads, parallel_map, split
 
 __all__ = ["rtrl_run_kernel", "rtrl_run_batched_kernel", "run_batched", "choose_blas", "BLAS_MIN_UNITS",
            "BATCH_INNER_MAX_UNITS", "KERNELS"]
@@ -460,7 +460,8 @@ def run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
             a, b = rng
             return _run_batched_serial(W[a:b], y[a:b], P[a:b], xs[a:b], ds[a:b], mask[a:b], lr, act, tf, False,
                                        clip_norm)
-        parts = parallel_map(part, split(Bn, threads), threads)
+        with blas_threads(1):  # (also parks BLAS's own worker threads, which would spin beside ours)
+            parts = parallel_map(part, split(Bn, threads), threads)
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(5))
     # one thread, or large networks: stream after stream, each product on BLAS's threads
     return _run_batched_serial(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm)
