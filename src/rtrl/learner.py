@@ -320,6 +320,8 @@ class OnlineLearner:
                               f"{n_inputs}" + ("" if not batch else f", n_streams={batch[0]}") + " does not fit in "
                               "the memory free now; choose a smaller network or free memory") from None
         self._shape = Wv.shape
+        self._xshape = (n_inputs,)  # (the fast step's checks)
+        self._dshape = (n_units,)
         self._update_fast()
         self.state = LearnerState(Wv, rule_state, 0, self._optimizer.init(Wv))
         self.activation = activation  # now checked against n_units
@@ -594,12 +596,12 @@ class OnlineLearner:
         and committed by switching buffers (the old one stays intact until then: a rejected row or a
         diverged step changes nothing). ``state``, ``W``, ``y`` and ``P`` hand out copies.
         """
-        n, K = self._shape
         if type(x) is not np.ndarray or x.dtype != _F64:
             x = _real(x, "x")
-        if x.shape != (K - 1 - n,):
-            raise ValueError(f"x: expected shape (n_inputs,) = ({K - 1 - n},), got {x.shape}")
+        if x.shape != self._xshape:
+            raise ValueError(f"x: expected shape (n_inputs,) = ({self.n_inputs},), got {x.shape}")
         if target is None:
+            n = self._shape[0]
             if mask is not None:
                 raise ValueError("mask: given without target; pass target as well")
             d = _NAN_ROWS.get(n)
@@ -607,11 +609,13 @@ class OnlineLearner:
                 d = _NAN_ROWS.setdefault(n, np.full(n, np.nan))
         else:
             d = target if type(target) is np.ndarray and target.dtype == _F64 else _real(target, "target")
-            if d.shape != (n,):
-                raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
+            if d.shape != self._dshape:
+                raise ValueError(f"target: expected shape (n_units,) = ({self.n_units},), got {d.shape} (NaN for no "
+                                 "target)")
         if mask is None:
             mk = _NO_MASK
         else:
+            n = self._shape[0]
             mk = _bool_mask(mask, "mask")
             if mk.shape != (n,):
                 raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk.shape}")
