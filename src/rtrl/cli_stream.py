@@ -220,34 +220,32 @@ def _feedback(args):
     return out
 
 
+def _from_flags(kind, name, pairs, make):
+    """An optimizer or schedule from ``--KIND NAME`` and ``--KIND-option KEY=VALUE`` pairs; None if neither is given."""
+    from .rules import parse_rule_options
+
+    if name is None and not pairs:
+        return None
+    if name is None:
+        raise ValueError(f"--{kind}-option needs --{kind} NAME")
+    try:
+        return make(name, **parse_rule_options(pairs, flag=f"--{kind}-option"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--{kind} {name}: {exc}") from None
+
+
 def _optimizer(args):
     """The optimizer of --optimizer/--optimizer-option, or None if neither is given."""
     from .optim import make_optimizer
-    from .rules import parse_rule_options
 
-    if args.optimizer is None and not args.optimizer_option:
-        return None
-    if args.optimizer is None:
-        raise ValueError("--optimizer-option needs --optimizer NAME")
-    try:
-        return make_optimizer(args.optimizer, **parse_rule_options(args.optimizer_option, flag="--optimizer-option"))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"--optimizer {args.optimizer}: {exc}") from None
+    return _from_flags("optimizer", args.optimizer, args.optimizer_option, make_optimizer)
 
 
 def _schedule(args):
     """The schedule of --schedule/--schedule-option, or None if neither is given."""
     from .optim import make_schedule
-    from .rules import parse_rule_options
 
-    if args.schedule is None and not args.schedule_option:
-        return None
-    if args.schedule is None:
-        raise ValueError("--schedule-option needs --schedule NAME")
-    try:
-        return make_schedule(args.schedule, **parse_rule_options(args.schedule_option, flag="--schedule-option"))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"--schedule {args.schedule}: {exc}") from None
+    return _from_flags("schedule", args.schedule, args.schedule_option, make_schedule)
 
 
 def _rule(args, *, seed=True):

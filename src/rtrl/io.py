@@ -220,6 +220,18 @@ def save(learner: "OnlineLearner", path: "str | os.PathLike[str]", *, extra: dic
     atomic_write(path, write)
 
 
+def _same_layout(got: Any, template: Any, what: str, owner: str) -> None:
+    """ValueError unless the state ``got`` has the fields, dtypes and shapes of ``template``."""
+    if getattr(got, "_fields", None) != template._fields:
+        raise ValueError(f"the {what} state has fields {getattr(got, '_fields', type(got).__name__)}; {owner} "
+                         f"keeps {list(template._fields)}")
+    for name, want, a in zip(template._fields, template, got):
+        a = np.asarray(a)
+        if a.dtype != want.dtype or a.shape != want.shape:
+            raise ValueError(f"the {what} state's {name!r} is {a.dtype} of shape {a.shape}; {owner} keeps "
+                             f"{want.dtype} of shape {want.shape}")
+
+
 def _check_savable(learner) -> None:
     """Refuse to write what :func:`load` would refuse: settings changed to invalid values after
     construction, a diverged (non-finite) state, or a state that does not fit the rule."""
@@ -265,24 +277,10 @@ def _check_savable(learner) -> None:
             raise ValueError(f"y0 is {y0.dtype} of shape {y0.shape}; expected float64 of shape {batch + (n,)}")
         template = init_rule_states(rule, np.zeros(W.shape), np.zeros(y0.shape), learner._wmask)
         rs = st.rule_state
-        if getattr(rs, "_fields", None) != template._fields:
-            raise ValueError(f"the rule state has fields {getattr(rs, '_fields', type(rs).__name__)}; rule "
-                             f"{rule.spec!r} keeps {list(template._fields)}")
-        for name, want, got in zip(template._fields, template, rs):
-            got = np.asarray(got)
-            if got.dtype != want.dtype or got.shape != want.shape:
-                raise ValueError(f"the rule state's {name!r} is {got.dtype} of shape {got.shape}; rule "
-                                 f"{rule.spec!r} keeps {want.dtype} of shape {want.shape}")
-        ot = learner.optimizer.init(np.zeros(W.shape))
+        _same_layout(rs, template, "rule", f"rule {rule.spec!r}")
         os_ = st.opt_state
-        if getattr(os_, "_fields", None) != ot._fields:
-            raise ValueError(f"the optimizer state has fields {getattr(os_, '_fields', type(os_).__name__)}; "
-                             f"optimizer {learner.optimizer.name!r} keeps {list(ot._fields)}")
-        for name, want, got in zip(ot._fields, ot, os_):
-            got = np.asarray(got)
-            if got.dtype != want.dtype or got.shape != want.shape:
-                raise ValueError(f"the optimizer state's {name!r} is {got.dtype} of shape {got.shape}; optimizer "
-                                 f"{learner.optimizer.name!r} keeps {want.dtype} of shape {want.shape}")
+        _same_layout(os_, learner.optimizer.init(np.zeros(W.shape)), "optimizer",
+                     f"optimizer {learner.optimizer.name!r}")
         for name, a in ([("W", W), ("y0", y0)] + list(zip(("state." + f for f in rs._fields), rs))
                         + list(zip(("optim." + f for f in os_._fields), os_))):
             a = np.asarray(a)
@@ -446,6 +444,30 @@ def _check(spath, raw, meta):
     return config, optimizer, t, rule, arrays
 
 
+def _state_arrays(spath: str, arrays: dict, prefix: str, template: Any, owner: str,
+                  structural: tuple = ()) -> list:
+    """The arrays ``prefix + field`` of a state shaped like ``template`` (a rule's or an optimizer's), checked:
+    each present with the template's dtype and shape, ``structural`` fields equal to the template's, and no
+    other ``prefix`` entries. ModelFileError naming the array otherwise."""
+    fields = []
+    for name, want in zip(template._fields, template):
+        key = prefix + name
+        if key not in arrays:
+            raise ModelFileError(spath, f"is incomplete: the state array {key!r} of {owner} is missing")
+        a = arrays[key]
+        if a.dtype != want.dtype or a.shape != want.shape:
+            raise ModelFileError(spath, f"array {key!r}: expected {want.dtype} of shape {want.shape} for {owner}, "
+                                 f"got {a.dtype} of shape {a.shape}")
+        if name in structural and not np.array_equal(a, want):
+            raise ModelFileError(spath, f"array {key!r} does not fit the file's {owner} and connectivity mask (the "
+                                 "pattern init() makes from them); the file was altered")
+        fields.append(a)
+    extra = sorted(k for k in arrays if k.startswith(prefix) and k[len(prefix):] not in template._fields)
+    if extra:
+        raise ModelFileError(spath, f"has state arrays {extra} that {owner} does not keep")
+    return fields
+
+
 def load_with_metadata(path: "str | os.PathLike[str]") -> tuple["OnlineLearner", dict]:
     """Read a model file; return ``(learner, meta)``.
 
@@ -466,23 +488,7 @@ def load_with_metadata(path: "str | os.PathLike[str]") -> tuple["OnlineLearner",
         blank = OnlineLearner(n, K - 1 - n, learning_rate=0.0, rule=rule, W=W, y0=arrays["y0"], weight_mask=wmask,
                               n_streams=B, engine=config.get("engine", "numba"))
         template = blank.state.rule_state
-        fields = []
-        for name, want in zip(template._fields, template):
-            key = "state." + name
-            if key not in arrays:
-                raise ModelFileError(spath, f"is incomplete: the state array {key!r} of rule {rule.spec!r} "
-                                     "is missing")
-            a = arrays[key]
-            if a.dtype != want.dtype or a.shape != want.shape:
-                raise ModelFileError(spath, f"array {key!r}: expected {want.dtype} of shape {want.shape} for rule "
-                                     f"{rule.spec!r}, n_units={n}, got {a.dtype} of shape {a.shape}")
-            if name in rule.structural_fields and not np.array_equal(a, want):
-                raise ModelFileError(spath, f"array {key!r} does not fit the file's rule {rule.spec!r} and "
-                                     "connectivity mask (the pattern init() makes from them); the file was altered")
-            fields.append(a)
-        extra = sorted(k for k in arrays if k.startswith("state.") and k[6:] not in template._fields)
-        if extra:
-            raise ModelFileError(spath, f"has state arrays {extra} that rule {rule.spec!r} does not keep")
+        fields = _state_arrays(spath, arrays, "state.", template, f"rule {rule.spec!r}", rule.structural_fields)
         try:
             opt = make_optimizer(optimizer["kind"], **optimizer.get("options", {}))
             sched_meta = optimizer.get("schedule", {"name": "constant", "options": {}})
@@ -490,20 +496,7 @@ def load_with_metadata(path: "str | os.PathLike[str]") -> tuple["OnlineLearner",
         except (OptimizerOptionError, TypeError, KeyError, AttributeError) as exc:
             raise ModelFileError(spath, f"has a malformed optimizer entry ({type(exc).__name__}: {exc})") from None
         opt_template: Any = opt.init(np.zeros(W.shape))
-        opt_fields = []
-        for name, want in zip(opt_template._fields, opt_template):
-            key = "optim." + name
-            if key not in arrays:
-                raise ModelFileError(spath, f"is incomplete: the state array {key!r} of optimizer {opt.name!r} "
-                                     "is missing")
-            a = arrays[key]
-            if a.dtype != want.dtype or a.shape != want.shape:
-                raise ModelFileError(spath, f"array {key!r}: expected {want.dtype} of shape {want.shape} for "
-                                     f"optimizer {opt.name!r}, got {a.dtype} of shape {a.shape}")
-            opt_fields.append(a)
-        extra = sorted(k for k in arrays if k.startswith("optim.") and k[6:] not in opt_template._fields)
-        if extra:
-            raise ModelFileError(spath, f"has state arrays {extra} that optimizer {opt.name!r} does not keep")
+        opt_fields = _state_arrays(spath, arrays, "optim.", opt_template, f"optimizer {opt.name!r}")
         learner = OnlineLearner.from_state(
             LearnerState(W, type(template)(*fields), t, type(opt_template)(*opt_fields)), rule=rule,
             y0=arrays["y0"], weight_mask=wmask,

@@ -203,11 +203,13 @@ def bench_size(n, *, dtype="float32", precision="highest", devices=None, numba=F
 
         return run_T
 
+    act = np.zeros(n, np.int64)  # logistic units (the kernels' activation codes)
+
     def nb_rtrl(T):
-        return rtrl_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], 0.01, np.zeros(W.shape[0], np.int64), False, True, 0.0)
+        return rtrl_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], 0.01, act, False, True, 0.0)
 
     def nb_hybrid(T):
-        return hybrid_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], 0.01, np.zeros(W.shape[0], np.int64), False, h, 0.0)
+        return hybrid_run_kernel(W, y0, P0, xs[:T], ds[:T], mask[:T], 0.01, act, False, h, 0.0)
 
     try:
         with jax_engine.options(**vars(opts)):

@@ -493,19 +493,29 @@ def prepare_row(x, d, mask, has_mask, ds_out, mk_out):
     NaN/inf, 2 d holds inf, 3 d holds NaN where mask is True. The outputs are only meaningful
     for code 0. One compiled call instead of several NumPy passes keeps ``OnlineLearner.step`` cheap.
     """
+    return _check_row(x, d, mask, has_mask, mk_out[0], ds_out[0])[0]
+
+
+@njit(cache=True, inline="always")
+def _check_row(x, d, mask, has_mask, tgt, val):
+    """Check one row: (status, any target); fills tgt[k] (whether unit k has a target) and val[k] (its
+    target, 0 where none). Status 0 ok, 1 x holds NaN/inf, 2 d holds inf, 3 d holds NaN where mask is True
+    (then tgt and val are junk)."""
     for j in range(x.shape[0]):
         if not np.isfinite(x[j]):
-            return 1
+            return 1, False
+    any_target = False
     for k in range(d.shape[0]):
         v = d[k]
         if np.isinf(v):
-            return 2
+            return 2, False
         target = (not np.isnan(v)) if not has_mask else mask[k]
         if target and np.isnan(v):
-            return 3
-        mk_out[0, k] = target
-        ds_out[0, k] = v if target else 0.0
-    return 0
+            return 3, False
+        tgt[k] = target
+        val[k] = v if target else 0.0
+        any_target = any_target or target
+    return 0, any_target
 
 
 
@@ -592,20 +602,9 @@ def rtrl_step_inplace(cur, nxt, x, d, mask, params, act, wmask, work):
     e = work[o + n:o + 2 * n]
     ek = work[o + 2 * n:o + 3 * n]
     tk = work[o + 3 * n:o + 4 * n]
-    for j in range(m):
-        if not np.isfinite(x[j]):
-            return 1
-    any_target = False
-    for k in range(n):
-        v = d[k]
-        if np.isinf(v):
-            return 2
-        target = (not np.isnan(v)) if not has_mask else mask[k]
-        if target and np.isnan(v):
-            return 3
-        tk[k] = 1.0 if target else 0.0
-        ek[k] = v if target else 0.0
-        any_target = any_target or target
+    status, any_target = _check_row(x, d, mask, has_mask, tk, ek)  # tk: 1.0 where unit k has a target
+    if status:
+        return status
     # z(t) = [x(t), 1, y(t)]; y(t+1) = f(W z(t)); e(t)
     for j in range(m):
         z[j] = x[j]

@@ -130,6 +130,24 @@ class LearnerState(NamedTuple):
                                  f"{list(self.rule_state._fields)})") from None
 
 
+def _checked_state(got_state: Any, template: Any, owner: str, where: str, shape_note: str) -> list:
+    """A rule's or optimizer's state given by a user, checked against ``template`` (fields, shapes, finite
+    numbers, counts >= 0) and copied into the template's dtypes; ValueError naming the field otherwise."""
+    if not isinstance(got_state, tuple) or getattr(got_state, "_fields", None) != template._fields:
+        raise ValueError(f"state: expected the state of {owner} with fields {list(template._fields)}, got "
+                         f"{getattr(got_state, '_fields', type(got_state).__name__)}")
+    arrays = []
+    for name, want, got in zip(template._fields, template, got_state):
+        check_real_array(got, where + name)
+        a = np.array(got, dtype=want.dtype)
+        if a.shape != want.shape:
+            raise ValueError(f"state: expected {name} of shape {want.shape}{shape_note}, got {a.shape}")
+        if (a.dtype.kind == "f" and not np.all(np.isfinite(a))) or (a.dtype.kind == "i" and np.any(a < 0)):
+            raise ValueError(f"state: {name} contains NaN, inf or a negative count; the state must be finite")
+        arrays.append(a)
+    return arrays
+
+
 class _Live:
     """The fast step's own buffers (see :meth:`OnlineLearner.step`): two flat copies of (W, y, P, y(t+1)
     and the optimizer's state), the current one at index ``cur``; ``dirty`` once they have moved past the
@@ -644,7 +662,8 @@ class OnlineLearner:
 
     def _live_params(self) -> np.ndarray:
         opt = self._optimizer
-        params = self._params = np.array([self._learning_rate, self._clip_norm or 0.0, 1.0 if self._teacher_forcing else 0.0,
+        params = self._params = np.array([self._learning_rate, self._clip_norm or 0.0,
+                                          1.0 if self._teacher_forcing else 0.0,
                                  1.0 if choose_blas(self._shape[-2], getattr(self._rule, "kernel", "auto")) else 0.0,
                                  opt.code, *opt.hyper()])
         return params
@@ -924,19 +943,7 @@ class OnlineLearner:
                   n_streams=batch[0] if batch else None, weight_mask=weight_mask, optimizer=optimizer,
                   schedule=schedule)
         template = net.state.rule_state
-        rs = state.rule_state
-        if not isinstance(rs, tuple) or getattr(rs, "_fields", None) != template._fields:
-            raise ValueError(f"state: expected the state of rule {net.rule.spec!r} with fields "
-                             f"{list(template._fields)}, got {getattr(rs, '_fields', type(rs).__name__)}")
-        arrays = []
-        for name, want, got in zip(template._fields, template, rs):
-            check_real_array(got, f"state.{name}")
-            a = np.array(got, dtype=want.dtype)
-            if a.shape != want.shape:
-                raise ValueError(f"state: expected {name} of shape {want.shape} for W {W.shape}, got {a.shape}")
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ValueError(f"state: {name} contains NaN or inf; the state must be finite")
-            arrays.append(a)
+        arrays = _checked_state(state.rule_state, template, f"rule {net.rule.spec!r}", "state.", f" for W {W.shape}")
         t = state.t
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
             raise ValueError(f"state.t: expected an integer >= 0, got {t!r}")
@@ -944,18 +951,7 @@ class OnlineLearner:
         os_ = state.opt_state
         if len(os_) == 0 and len(opt_template):
             os_ = opt_template  # a state without the optimizer's: it starts afresh
-        if not isinstance(os_, tuple) or getattr(os_, "_fields", None) != opt_template._fields:
-            raise ValueError(f"state: expected the state of optimizer {net.optimizer.name!r} with fields "
-                             f"{list(opt_template._fields)}, got {getattr(os_, '_fields', type(os_).__name__)}")
-        opt_arrays = []
-        for name, want, got in zip(opt_template._fields, opt_template, os_):
-            check_real_array(got, f"state.opt_state.{name}")
-            a = np.array(got, dtype=want.dtype)
-            if a.shape != want.shape:
-                raise ValueError(f"state: expected optimizer {name} of shape {want.shape}, got {a.shape}")
-            if (a.dtype.kind == "f" and not np.all(np.isfinite(a))) or (a.dtype.kind == "i" and np.any(a < 0)):
-                raise ValueError(f"state: optimizer {name} contains NaN, inf or a negative count")
-            opt_arrays.append(a)
+        opt_arrays = _checked_state(os_, opt_template, f"optimizer {net.optimizer.name!r}", "state.opt_state.", "")
         net.state = LearnerState(net.state.W, type(template)(*arrays), int(t), type(opt_template)(*opt_arrays))
         return net
 

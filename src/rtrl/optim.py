@@ -67,7 +67,8 @@ class SquareState(NamedTuple):
 class AdamState(NamedTuple):
     m: np.ndarray
     v: np.ndarray
-    count: np.ndarray  # type: ignore[assignment]  # int64, 0-d ((B,) for batched streams): updates applied so far (the bias correction)
+    # int64, 0-d ((B,) for batched streams): updates applied so far (the bias correction)
+    count: np.ndarray  # type: ignore[assignment]
 
 
 def _positive(value, name, *, below_one=False, allow_zero=False):

@@ -16,7 +16,8 @@ object holding its options, with pure functions:
 ``rule.run_compiled(W, state, xs, ds, mask, lr, act, tf, clip, wmask) -> (W, state, ys, G)``
     The compiled loop over a chunk (Numba), with the meaning of :func:`reference_run` and
     tested against it step by step. Arrays arrive C-contiguous and of one float type;
-    ``act`` the activation codes, one per unit (int64 (n,), :func:`rtrl.activations.activation_codes`), ``wmask`` None (fully connected) or (n, K);
+    ``act`` the activation codes, one per unit (int64 (n,), :func:`rtrl.activations.activation_codes`),
+    ``wmask`` None (fully connected) or (n, K);
     nothing passed in is modified.
 
 Applying the gradient is not the rule's business: :func:`reference_run` (and each
