@@ -92,7 +92,8 @@ def test_exact_rules_agree_across_thread_counts_to_rounding(rule):
         assert np.abs(ys_k - ref[1]).max() <= 1e-12
 
 
-@pytest.mark.parametrize("n,rule", [(4, "rtrl"), (8, "rtrl"), (4, "uoro"), (5, "hybrid"), (6, "snap-1")])
+@pytest.mark.parametrize("n,rule", [(4, "rtrl"), (8, "rtrl"), (33, "rtrl"), (4, "uoro"), (5, "hybrid"),
+                                    (6, "snap-1")])
 def test_batched_streams_are_the_same_at_every_thread_count_bit_for_bit(n, rule):
     B, T = 5, 30
     rng = np.random.default_rng(n)
@@ -104,13 +105,13 @@ def test_batched_streams_are_the_same_at_every_thread_count_bit_for_bit(n, rule)
     for k in COUNTS:
         net = rtrl.OnlineLearner(n, 2, learning_rate=0.3, rule=make(), W=W, n_streams=B, threads=k)
         out[k] = (net.partial_fit(xs, ds), net.W)
-    from rtrl.kernels import BATCH_INNER_MAX_UNITS
+    from rtrl.kernels import BATCH_BLAS_THREADS_MIN_UNITS
 
     for k in COUNTS:
-        if rule == "rtrl" and n > BATCH_INNER_MAX_UNITS:  # BLAS on one thread, explicit loops on several
+        if rule == "rtrl" and n >= BATCH_BLAS_THREADS_MIN_UNITS:  # BLAS's threads: the sums in another order
             np.testing.assert_allclose(out[k][0], out[1][0], rtol=1e-12, atol=1e-15)
             np.testing.assert_allclose(out[k][1], out[1][1], rtol=1e-12, atol=1e-15)
-        else:  # one stream per thread, the same loop: bit for bit
+        else:  # one stream per thread, the same kernel as on one thread: bit for bit
             np.testing.assert_array_equal(out[k][0], out[1][0])
             np.testing.assert_array_equal(out[k][1], out[1][1])
     if rule == "uoro":

@@ -54,7 +54,10 @@ BATCH_INNER_MAX_UNITS = 5
 
 #: From this many units on, batched streams on several threads run one after the other, each step's
 #: product on BLAS's threads; below, the streams are split over the threads (see :func:`run_batched`).
-BATCH_BLAS_THREADS_MIN_UNITS = 48
+#: NOTE (measured, 2 cores): streams split over threads scale up to n = 24 (80-90 %); at n = 32 and 64
+#: concurrent BLAS calls of that size no longer run in parallel (OpenBLAS's shared buffers), while one
+#: stream's product on two BLAS threads does (86 % at n = 64).
+BATCH_BLAS_THREADS_MIN_UNITS = 32
 
 #: Names accepted by :func:`choose_blas` (``"auto"`` picks by size).
 KERNELS = ("auto", "loops", "blas")
@@ -452,15 +455,14 @@ def run_batched(W, y, P, xs, ds, mask, lr, act, tf, use_blas, clip_norm=0.0):
     threads = min(get_threads(), Bn)
     if threads > 1 and n < BATCH_BLAS_THREADS_MIN_UNITS:
         # Independent streams spread over the threads, one group of streams per thread (the kernels
-        # release the GIL). NOTE: without BLAS: many small BLAS calls from several threads at once do
-        # not run in parallel with the OpenBLAS we ship with (measured: no gain at n = 8), while the
-        # explicit loops scale. Each stream's result equals the one-thread result to rounding (the
-        # loops and BLAS sum in another order); bit for bit up to BATCH_INNER_MAX_UNITS units.
+        # release the GIL), each stream through the same kernel as on one thread: bit for bit the
+        # same result. BLAS runs on one thread inside (which also parks BLAS's own worker threads:
+        # spinning beside ours, they took the speed-up away).
         def part(rng):
             a, b = rng
-            return _run_batched_serial(W[a:b], y[a:b], P[a:b], xs[a:b], ds[a:b], mask[a:b], lr, act, tf, False,
+            return _run_batched_serial(W[a:b], y[a:b], P[a:b], xs[a:b], ds[a:b], mask[a:b], lr, act, tf, use_blas,
                                        clip_norm)
-        with blas_threads(1):  # (also parks BLAS's own worker threads, which would spin beside ours)
+        with blas_threads(1):
             parts = parallel_map(part, split(Bn, threads), threads)
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(5))
     # one thread, or large networks: stream after stream, each product on BLAS's threads
