@@ -13,7 +13,8 @@ minimum of repeats):
 
 The parent prints, per path and size, microseconds per step at each thread count, the speed-up
 and parallel efficiency against one thread (``t1 / (k * tk)``), and the hybrid/exact ratio at each
-count (both measured in the same child). ``--docs`` writes the table into ``docs/performance.md``
+count (both measured in the same child); each path is timed after a second of rest (:data:`SETTLE_S`).
+``--docs`` writes the table into ``docs/performance.md``
 (the generated block ``threads``). Nothing is asserted: the machine may be shared, and the figures
 are what this run measured.
 """
@@ -34,6 +35,10 @@ __all__ = ["measure", "run", "markdown"]
 SIZES = (64, 128)
 QUICK_SIZES = (64, 128)
 BATCH = 4
+#: Seconds of rest before each path is timed: BLAS's worker threads keep spinning for a while after heavy
+#: use and would compete with the next path's threads (measured: up to 2x on batched streams right after
+#: exact RTRL at n = 128); each path is timed from a quiet start.
+SETTLE_S = 1.0
 GOALS = {"hybrid / exact at n = 128, every thread count": ">= 10x",
          "batched streams, 2 threads, n = 8 and 64": ">= 80 % efficiency",
          "exact RTRL, 2 threads, n >= 128": ">= 80 % efficiency"}
@@ -67,6 +72,7 @@ def measure(sizes=SIZES, quick: bool = False) -> dict[str, Any]:
                     h = max(4, n // 2)
                     T1, T2 = h, (3 if quick else 5) * h
                 label = ("exact" if name == "rtrl" else "hybrid") + (" f32" if dtype == "float32" else "")
+                time.sleep(SETTLE_S)
                 out["paths"].setdefault(label, {})[str(n)] = per_step_us(run_T, T1, T2, repeats)
     for n in (8, 64):
         W, xs, ds, mask = _problem(n, 2000 if n == 8 else 64, B=BATCH)
@@ -77,6 +83,7 @@ def measure(sizes=SIZES, quick: bool = False) -> dict[str, Any]:
             return rule.run(W, state0, xs[:, :T], ds[:, :T], mask[:, :T], lr=0.01)
 
         T1, T2 = (250, 2000) if n == 8 else (8, 48 if not quick else 24)
+        time.sleep(SETTLE_S)
         out["paths"].setdefault(f"batched n={n}", {})[str(BATCH)] = per_step_us(run_B, T1, T2, repeats) / BATCH
     return out
 
