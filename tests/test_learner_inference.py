@@ -107,7 +107,7 @@ def test_generate_feeds_outputs_back_and_leaves_the_learner_alone():
     np.testing.assert_array_equal(net.generate(12, xs=exo), net.predict(exo))
 
 
-@pytest.mark.parametrize("kw,match", [(dict(steps=-1), "steps"), (dict(steps=3, feedback={2: 0}), "input line"),
+@pytest.mark.parametrize("kw,match", [(dict(steps=-1), "steps"), (dict(steps=10**15), "steps: the outputs"), (dict(steps=3, feedback={2: 0}), "input line"),
                                       (dict(steps=3, feedback={0: 7}), "unit"), (dict(steps=3, feedback=5), "feedback"),
                                       (dict(steps=3, xs=np.zeros((2, 2))), "xs"),
                                       (dict(steps=2, feedback=lambda y: np.zeros(3)), "feedback"),

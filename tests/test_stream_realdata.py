@@ -259,6 +259,8 @@ def test_resume_with_lags_and_horizon_is_bit_identical(tmp_path):
 
 
 @pytest.mark.parametrize("extra,match", [(["--lags", "0"], "--lags"), (["--horizon", "0"], "--horizon"),
+                                         (["--horizon", "100000000"], "horizon: expected an integer from 1"),
+                                         (["--lags", "1000000000"], "--lags"),
                                          (["--seasonal-lags", "12,x"], "--seasonal-lags"),
                                          (["--feedback", "next"], "--feedback"),
                                          (["--horizon", "2", "--feedback", "next=other"], "feedback")])

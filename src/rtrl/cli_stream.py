@@ -21,6 +21,9 @@ from .api import ENGINES
 
 __all__ = ["add_parser", "main_stream", "main_predict"]
 
+#: The longest lag, in rows (each lag of each input column is an input line and rows of history are kept).
+MAX_LAG = 100_000
+
 DESCRIPTION = """\
 Learn online with real-time RTRL from CSV rows (a file with a header, or stdin with -).
 Each data row is one time step: its --inputs cells are x(t); the network produces y(t+1)
@@ -191,8 +194,8 @@ def _lags(args):
         return None
     out = set()
     if args.lags is not None:
-        if args.lags < 1:
-            raise ValueError(f"--lags: expected an integer >= 1 (rows back), got {args.lags}")
+        if not 1 <= args.lags <= MAX_LAG:
+            raise ValueError(f"--lags: expected an integer from 1 to {MAX_LAG} (rows back), got {args.lags}")
         out.update(range(1, args.lags + 1))
     if args.seasonal_lags is not None:
         for cell in args.seasonal_lags.split(","):
@@ -201,8 +204,8 @@ def _lags(args):
             except ValueError:
                 raise ValueError(f"--seasonal-lags: expected integers >= 1 separated by commas, got "
                                  f"{args.seasonal_lags!r}") from None
-            if v < 1:
-                raise ValueError(f"--seasonal-lags: expected integers >= 1, got {v}")
+            if not 1 <= v <= MAX_LAG:
+                raise ValueError(f"--seasonal-lags: expected integers from 1 to {MAX_LAG}, got {v}")
             out.add(v)
     return tuple(sorted(out))
 

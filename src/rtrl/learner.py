@@ -825,6 +825,9 @@ class OnlineLearner:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps: expected an integer >= 0, got {steps!r}")
         m, n = self.n_inputs, self.n_units
+        check_memory(8 * int(steps) * (n + (m if xs is None else 0)), "steps",
+                     f"the outputs of {steps} generated steps", "generate fewer steps at a time (the state is "
+                     "unchanged: call generate on a copy advanced with forward() to continue)")
         given_xs = xs is not None
         xs = np.zeros((int(steps), m)) if xs is None else self._check_xs(xs)
         if xs.shape[0] != steps:

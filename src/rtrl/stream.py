@@ -51,6 +51,8 @@ MAX_BAD_EXAMPLES = 5
 MAX_LINE_BYTES = 1 << 20
 #: Rows in a row with a target unit pinned at a bound of its range before the stream reports saturation.
 SATURATION_ROWS = 100
+#: The longest --horizon: each row runs this many forward steps, so an absurd horizon would stall the stream.
+MAX_HORIZON = 10_000
 #: An output closer than this to a bound of its unit's range counts as pinned there (f' is then < ~1e-12).
 SATURATION_EPS = 1e-12
 #: A temporary file of an old rtrl (no writer pid in its name) older than this many seconds is stale.
@@ -418,8 +420,8 @@ class Stream:
         for v in lags:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"lags: expected integers >= 1 (rows back), got {v!r}")
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= MAX_HORIZON:
+            raise ValueError(f"horizon: expected an integer from 1 to {MAX_HORIZON} (forecasts per row), got {horizon!r}")
         self.horizon = int(horizon)
         lines_expected = len(self.inputs) * (1 + len(self.lags))
         if lines_expected != learner.n_inputs:
