@@ -101,6 +101,9 @@ def resolve_threads(threads: int | None = None) -> int:
 def _blas(controller_limit: int | None) -> None:
     global _controller
     if _controller is None:
+        # NOTE: the controller sees the libraries loaded when it is made; the compiled kernels call the
+        # BLAS that scipy loads (Numba's np.dot), which may not be loaded yet: load it first.
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _controller = ThreadpoolController()
