@@ -14,6 +14,7 @@ step + divergence check + formatting + write), so the Python overhead per row is
 Usage::
 
     python benchmarks/stream_memory.py --rows 10000000 --json stream_memory.json
+    python benchmarks/stream_memory.py --readme       # also rewrite the README's sentence from this run
 
 Linux only (reads /proc). Prints a table; ``--json`` also writes the figures.
 """
@@ -145,6 +146,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--skip-cli", action="store_true", help="only the in-process timings")
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's generated block 'stream-memory'")
     args = ap.parse_args(argv)
     info = {"rtrl": rtrl.__version__, "python": platform.python_version(), "machine": platform.machine(),
             "cpus": os.cpu_count(), "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
@@ -162,6 +164,30 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"info": info, "in_process": inproc, "cli": cli}, f, indent=2)
+    if args.readme:
+        write_readme(cli, info)
+
+
+def write_readme(cli, info) -> None:
+    """The README's sentence on memory and speed (block 'stream-memory'), from this run's figures."""
+    import re
+    from pathlib import Path
+
+    samples = cli["samples"]
+    early = next((s for s in samples if s["rows"] >= 100_000), samples[0])
+    last = samples[-1]
+    text = (f"Memory stays flat: {last['rows']:,} rows kept the process at {last['rss_mib']:.0f} MiB "
+            f"(peak {cli['peak_rss_mib_getrusage']:.0f} MiB), against {early['rss_mib']:.0f} MiB at "
+            f"{early['rows']:,} rows; {cli['rows_per_s']:,.0f} rows/s with {cli['units']} units over a pipe "
+            f"(`benchmarks/stream_memory.py --readme`, rtrl {info['rtrl']}, {info['machine']}, {info['cpus']} cores, "
+            f"Python {info['python']}; a shared machine).")
+    path = Path(__file__).resolve().parents[1] / "README.md"
+    doc = path.read_text()
+    pattern = re.compile(r"(<!-- generated:stream-memory -->\n).*?(<!-- /generated:stream-memory -->)", re.S)
+    if not pattern.search(doc):
+        raise SystemExit("README.md has no generated block 'stream-memory'")
+    path.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), doc))
+    print("README.md: stream-memory rewritten")
 
 
 if __name__ == "__main__":
