@@ -21,11 +21,8 @@ are what this run measured.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,17 +86,13 @@ def measure(sizes=SIZES, quick: bool = False) -> dict[str, Any]:
 
 
 def _child(threads: int, sizes, quick: bool, timeout: float = 1800) -> dict[str, Any]:
-    env = dict(os.environ)
-    for var in ("RTRL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
+    """measure() in a child process whose thread count is fixed before NumPy loads."""
+    from .bench import _child_env, _run_json
+
     code = ("import json, sys\nfrom rtrl.bench_threads import measure\n"
             "print(json.dumps(measure(tuple(int(v) for v in sys.argv[2:]), sys.argv[1] == '1')))")
-    proc = subprocess.run([sys.executable, "-c", code, "1" if quick else "0", *map(str, sizes)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child ({threads} threads) failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _run_json(code, ["1" if quick else "0", *sizes], _child_env(threads, {"RTRL_NUM_THREADS": str(threads)}),
+                     timeout=timeout)
 
 
 def run(threads=(1, 2), sizes=None, quick: bool = False, log=print) -> dict[str, Any]:

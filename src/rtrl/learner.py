@@ -33,7 +33,10 @@ _NO_MASK = np.zeros(0, dtype=bool)  # stands for "no mask given" in prepare_row
 _NO_FEEDBACK = np.zeros(0, dtype=np.int64)  # no input line fed back (forward_kernel)
 _NO_WMASK = np.zeros((0, 0))  # fully connected (rtrl_step_inplace)
 _F64 = np.dtype(np.float64)
-_NAN_ROWS: dict = {}  # n -> a row of n NaN (no target), shared read-only by the fast step
+_NAN_ROWS: dict = {}  # n -> a row of n NaN (no target), shared read-only by the step kernels
+#: The messages of the kernels' row checks (status 1, 2, 3: rtrl.kernels._check_row).
+_ROW_ERRORS = ("x: contains NaN or inf; inputs must be finite", "target: contains inf; use NaN for 'no target'",
+               "target: NaN where mask is True")
 
 __all__ = ["OnlineLearner", "LearnerState"]
 
@@ -565,31 +568,13 @@ class OnlineLearner:
                                  f"got {xs.shape}")
             add_axis = (lambda a: None if a is None else np.asarray(a)[:, None] if np.ndim(a) else a)  # noqa: E731
             return self.partial_fit(xs[:, None], add_axis(target), add_axis(mask))[:, 0]
-        n, m = self.n_units, self.n_inputs
-        x = _real(x, "x")
-        if x.shape != (m,):
-            raise ValueError(f"x: expected shape (n_inputs,) = ({m},), got {x.shape}")
-        if target is None:
-            if mask is not None:
-                raise ValueError("mask: given without target; pass target as well")
-            d = np.full(n, np.nan)
-        else:
-            d = _real(target, "target")
-            if d.shape != (n,):
-                raise ValueError(f"target: expected shape (n_units,) = ({n},), got {d.shape} (NaN for no target)")
-        if mask is None:
-            mk_in = _NO_MASK
-        else:
-            mk_in = _bool_mask(mask, "mask")
-            if mk_in.shape != (n,):
-                raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk_in.shape}")
+        n = self.n_units
+        x, d, mk_in = self._row_args(x, target, mask)
         ds = np.empty((1, n))
         mk = np.empty((1, n), dtype=bool)
         status = prepare_row(x, d, mk_in, mask is not None, ds, mk)
         if status:
-            raise ValueError(("x: contains NaN or inf; inputs must be finite",
-                              "target: contains inf; use NaN for 'no target'",
-                              "target: NaN where mask is True")[status - 1])
+            raise ValueError(_ROW_ERRORS[status - 1])
         before = self.state
         try:
             ys = self._step_checked(x[None, :], ds, mk)
@@ -605,23 +590,18 @@ class OnlineLearner:
         self._fast = (hasattr(self, "_shape") and len(self._shape) == 2 and self._rule.name == "rtrl"
                       and self._engine == "numba" and not self._stale)
 
-    def _fast_step(self, x, target, mask) -> np.ndarray:
-        """:meth:`step` in one compiled call on the learner's own double buffers (``_Live``).
-
-        NOTE: the issue's goal, a step from Python at little more than its arithmetic: at n = 8 the
-        arithmetic is ~1 us, and passing arrays into and out of a compiled function costs ~0.1 us per
-        argument and ~0.25 us per array returned, so the new state is written into the second buffer
-        and committed by switching buffers (the old one stays intact until then: a rejected row or a
-        diverged step changes nothing). ``state``, ``W``, ``y`` and ``P`` hand out copies.
-        """
+    def _row_args(self, x, target, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One row's arguments of :meth:`step` as the kernels take them: x (m,) and d (n,) float64 (NaN: no
+        target; a shared NaN row for ``target=None``), the mask (n,) bool or empty; errors name the argument.
+        (Values are checked by the kernels: see ``_ROW_ERRORS``.)"""
         if type(x) is not np.ndarray or x.dtype != _F64:
             x = _real(x, "x")
         if x.shape != self._xshape:
             raise ValueError(f"x: expected shape (n_inputs,) = ({self.n_inputs},), got {x.shape}")
         if target is None:
-            n = self._shape[0]
             if mask is not None:
                 raise ValueError("mask: given without target; pass target as well")
+            n = self._shape[-2]
             d = _NAN_ROWS.get(n)
             if d is None:
                 d = _NAN_ROWS.setdefault(n, np.full(n, np.nan))
@@ -631,12 +611,22 @@ class OnlineLearner:
                 raise ValueError(f"target: expected shape (n_units,) = ({self.n_units},), got {d.shape} (NaN for no "
                                  "target)")
         if mask is None:
-            mk = _NO_MASK
-        else:
-            n = self._shape[0]
-            mk = _bool_mask(mask, "mask")
-            if mk.shape != (n,):
-                raise ValueError(f"mask: expected shape (n_units,) = ({n},), got {mk.shape}")
+            return x, d, _NO_MASK
+        mk = _bool_mask(mask, "mask")
+        if mk.shape != self._dshape:
+            raise ValueError(f"mask: expected shape (n_units,) = ({self.n_units},), got {mk.shape}")
+        return x, d, mk
+
+    def _fast_step(self, x, target, mask) -> np.ndarray:
+        """:meth:`step` in one compiled call on the learner's own double buffers (``_Live``).
+
+        NOTE: the issue's goal, a step from Python at little more than its arithmetic: at n = 8 the
+        arithmetic is ~1 us, and passing arrays into and out of a compiled function costs ~0.1 us per
+        argument and ~0.25 us per array returned, so the new state is written into the second buffer
+        and committed by switching buffers (the old one stays intact until then: a rejected row or a
+        diverged step changes nothing). ``state``, ``W``, ``y`` and ``P`` hand out copies.
+        """
+        x, d, mk = self._row_args(x, target, mask)
         live = self._live
         if live is None:
             live = self._live = _Live(self._state)
@@ -652,9 +642,7 @@ class OnlineLearner:
         if status:
             if status == 4:
                 self._diverged_at(live.t + 1)
-            raise ValueError(("x: contains NaN or inf; inputs must be finite",
-                              "target: contains inf; use NaN for 'no target'",
-                              "target: NaN where mask is True")[status - 1])
+            raise ValueError(_ROW_ERRORS[status - 1])
         live.cur = 1 - cur
         live.t += 1
         live.dirty = True
@@ -743,10 +731,13 @@ class OnlineLearner:
                     continue
                 gb = np.ascontiguousarray(g[b] if batched else g, dtype=np.float64)
                 if batched:
+                    # stream b's view of the (copied) state: its moments change in place; a per-stream
+                    # counter (B,) comes back as a 0-d array and is stored into its slot
                     sb = type(opt_state)(*(a[b] if np.ndim(a) else a for a in opt_state))
                     new = apply_update(self._optimizer, W[b], gb, sb, lr_t, clip)
-                    opt_state = type(opt_state)(*(np.where(np.arange(W.shape[0]) == b, nb, a) if np.ndim(a) == 1
-                                                  else a for a, nb in zip(opt_state, new)))
+                    for a, nb in zip(opt_state, new):
+                        if np.ndim(a) == 1:
+                            a[b] = nb
                 else:
                     opt_state = apply_update(self._optimizer, W, gb, opt_state, lr_t, clip)
         self.state = LearnerState(W, rs, s.t + T, opt_state)

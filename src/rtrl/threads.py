@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -85,15 +87,8 @@ def resolve_threads(threads: int | None = None) -> int:
     if threads is None:
         value = default_threads()
     else:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            try:
-                import numpy as np
-
-                ok = isinstance(threads, np.integer) and threads >= 1
-            except ImportError:  # pragma: no cover
-                ok = False
-            if not ok:
-                raise ValueError(f"threads: expected None or an integer >= 1, got {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads: expected None or an integer >= 1, got {threads!r}")
         value = int(threads)
     return max(1, min(value, _pool_size()))
 
